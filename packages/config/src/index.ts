@@ -1,0 +1,14 @@
+/**
+ * Configuration of every app, parsed once at boot from the environment and the RESEQ_CONFIG
+ * file by one schema, with the defaults inside the schema, then frozen.
+ */
+export { loadConfig, parseConfig, ConfigError } from './load-config.js';
+export {
+  type ReseqConfig,
+  type DestinationConfig,
+  type HttpDestinationConfig,
+  type EnvConfig,
+  type FileConfig,
+  DESTINATION_NAME_PATTERN,
+  MESSAGE_ID_PATTERN,
+} from './schema.js';

@@ -1,0 +1,131 @@
+/**
+ * The schema of reseq's configuration: the contract's environment variables and the config
+ * file's destinations, plus the project's own tuning knobs (all optional, with defaults).
+ * See docs/configuration.md for every field.
+ */
+import { z } from 'zod';
+
+/** Destination names become parts of Redis keys and HTTP headers: keep them plain. */
+export const DESTINATION_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** Client ids become parts of Redis keys and of `Idempotency-Key`: printable, no spaces. */
+export const MESSAGE_ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** The environment, as the contract names it. */
+export const envSchema = z.object({
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
+  RESEQ_CONFIG: z.string().min(1).optional(),
+  RESEQ_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - only')
+    .default('reseq'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HTTP_PORT: intFromEnv(0, 65535).default(8080),
+  TCP_PORT: intFromEnv(0, 65535).default(8081),
+  TRANSFORM_MODULE: z.string().min(1).optional(),
+  WORKER_CONCURRENCY: intFromEnv(1, 100_000).default(16),
+  METRICS_PORT: intFromEnv(0, 65535).optional(),
+  /** Stable consumer name of a worker; default `<hostname>-<pid>` (stable in a container). */
+  RESEQ_CONSUMER_NAME: z.string().regex(/^[\x21-\x7e]{1,128}$/).optional(),
+});
+
+const retrySchema = z
+  .object({
+    /** First backoff step in ms. */
+    baseMs: z.number().int().min(1).default(100),
+    /** Largest backoff in ms. */
+    maxMs: z.number().int().min(1).default(30_000),
+  })
+  .prefault({});
+
+const httpDestinationSchema = z
+  .object({
+    type: z.literal('http'),
+    url: z.url({ protocol: /^https?$/ }),
+    /** What follows a dead letter: wait for an operator (`block`) or move on (`skip`). */
+    onDeadLetter: z.enum(['block', 'skip']).default('block'),
+    /** Per-attempt timeout of one delivery in ms. */
+    timeoutMs: z.number().int().min(1).default(10_000),
+    /** Extra request headers, e.g. an Authorization header of the receiver. */
+    headers: z.record(z.string(), z.string()).default({}),
+    /** Backoff between delivery attempts after a 5xx, 408, 429, timeout or network error. */
+    retry: retrySchema,
+  })
+  .strict();
+
+const destinationSchema = z.discriminatedUnion('type', [httpDestinationSchema]);
+
+/** The RESEQ_CONFIG file. */
+export const fileSchema = z
+  .object({
+    destinations: z
+      .record(z.string().regex(DESTINATION_NAME_PATTERN, 'invalid destination name'), destinationSchema)
+      .default({}),
+    ingest: z
+      .object({
+        /** Largest accepted request body, in bytes (contract default 1 MiB). */
+        maxMessageBytes: z.number().int().min(64).default(1024 * 1024),
+        /** How long a client `id` is remembered for de-duplication, in seconds. */
+        idempotencyTtlSeconds: z.number().int().min(1).default(24 * 60 * 60),
+        /** Most requests written to Redis in one script call. */
+        maxBatch: z.number().int().min(1).max(10_000).default(500),
+        /** Answer 429 while the input stream holds more than this many entries. */
+        maxBacklog: z.number().int().min(1).default(1_000_000),
+      })
+      .strict()
+      .prefault({}),
+    transform: z
+      .object({
+        /** Attempts before a message is dead-lettered (contract default 5). */
+        maxAttempts: z.number().int().min(1).max(1000).default(5),
+        /** Backoff between attempts (full jitter). */
+        retry: retrySchema,
+        /** A transform running longer than this counts as a failed attempt, in ms. */
+        timeoutMs: z.number().int().min(1).default(60_000),
+      })
+      .strict()
+      .prefault({}),
+    worker: z
+      .object({
+        /** Entries idle this long in a peer's pending list are taken over, in ms. */
+        claimIdleMs: z.number().int().min(100).default(15_000),
+        /** How often to look for such entries, in ms. */
+        claimIntervalMs: z.number().int().min(50).default(5_000),
+        /** Most entries read or written per Redis call. */
+        batchSize: z.number().int().min(1).max(10_000).default(256),
+        /** How long SIGTERM waits for running transforms before handing them back, in ms. */
+        shutdownGraceMs: z.number().int().min(0).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    sender: z
+      .object({
+        /** Lifetime of a destination lease; a dead sender's destinations move after this, in ms. */
+        leaseTtlMs: z.number().int().min(500).default(10_000),
+        /** Most results read per Redis call. */
+        batchSize: z.number().int().min(1).max(10_000).default(512),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type EnvConfig = z.infer<typeof envSchema>;
+export type FileConfig = z.infer<typeof fileSchema>;
+export type DestinationConfig = z.infer<typeof destinationSchema>;
+export type HttpDestinationConfig = z.infer<typeof httpDestinationSchema>;
+
+/** Everything an app needs to know, frozen. */
+export interface ReseqConfig {
+  env: EnvConfig;
+  destinations: Readonly<Record<string, DestinationConfig>>;
+  ingest: FileConfig['ingest'];
+  transform: FileConfig['transform'];
+  worker: FileConfig['worker'];
+  sender: FileConfig['sender'];
+}

@@ -1,0 +1,50 @@
+--[[
+  advance (v1): record delivery progress, fenced by the destination lease.
+
+  Moves a destination's delivered position from `from - 1` to `to` and removes those results
+  from its reorder buffer, but only while the caller still holds the lease it names: a sender
+  that lost its lease (paused, partitioned) cannot record progress out of turn. Recording the
+  same step twice is harmless (0), so a retry after a lost reply is safe. A dead-letter block
+  at or below `to` is cleared.
+
+  KEYS[1]   delivered hash: destination -> last delivered sequence
+  KEYS[2]   blocked hash: destination -> sequence of the dead letter holding it
+  then per destination: KEYS[2g+1] its lease key, KEYS[2g+2] its reorder buffer hash
+
+  ARGV[1]   number of destinations G
+  then per destination: name, lease value ("<owner>|<token>"), from, to
+
+  Returns   an array of G integers: 1 recorded, 0 already recorded,
+            -1 fenced (the lease is not the caller's), -2 out of turn (from is not delivered + 1)
+]]
+local groups = tonumber(ARGV[1])
+local out = {}
+for g = 1, groups do
+  local base = 2 + (g - 1) * 4
+  local dest = ARGV[base]
+  local leaseValue = ARGV[base + 1]
+  local from = tonumber(ARGV[base + 2])
+  local to = tonumber(ARGV[base + 3])
+  if redis.call('GET', KEYS[2 * g + 1]) ~= leaseValue then
+    out[g] = -1
+  else
+    local delivered = tonumber(redis.call('HGET', KEYS[1], dest) or '0')
+    if to <= delivered then
+      out[g] = 0
+    elseif from ~= delivered + 1 then
+      out[g] = -2
+    else
+      redis.call('HSET', KEYS[1], dest, to)
+      local buffer = KEYS[2 * g + 2]
+      for seq = from, to do
+        redis.call('HDEL', buffer, seq)
+      end
+      local blockedAt = tonumber(redis.call('HGET', KEYS[2], dest) or '0')
+      if blockedAt > 0 and blockedAt <= to then
+        redis.call('HDEL', KEYS[2], dest)
+      end
+      out[g] = 1
+    end
+  end
+end
+return out

@@ -1,0 +1,66 @@
+--[[
+  ingest (v1): accept a batch of messages.
+
+  For every message and every one of its destinations: take the destination's next sequence
+  (HINCRBY) and append one entry to the input stream, in one atomic step, so a sequence is
+  never given out without the entry that makes the message durable, and never twice.
+  A message whose client id was seen before gets its stored sequences back and writes nothing.
+
+  KEYS[1]   sequences hash: destination -> last assigned sequence
+  KEYS[2]   input stream
+  KEYS[3..] one idempotency key per message that carries a client id
+
+  ARGV[1]   accept time, ms since the epoch (stored on each entry as `t`)
+  ARGV[2]   idempotency TTL in seconds
+  ARGV[3]   backlog limit: refuse the batch while the input stream holds this many entries
+  ARGV[4]   number of messages N
+  then per message:
+            index into KEYS of its idempotency key (0: the message has no client id)
+            message id
+            number of destinations D, then D destination names
+            payload (JSON text)
+
+  Returns   an array of N strings, "+" (new) or "=" (seen before) followed by
+            "<destination>\n<sequence>" pairs joined by "\n";
+            or the single string "BACKLOG" when the backlog limit is reached (nothing written).
+]]
+local now = ARGV[1]
+local ttl = ARGV[2]
+local backlogLimit = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
+
+if redis.call('XLEN', KEYS[2]) >= backlogLimit then
+  return 'BACKLOG'
+end
+
+local out = {}
+local i = 5
+for m = 1, count do
+  local keyIndex = tonumber(ARGV[i])
+  local id = ARGV[i + 1]
+  local destCount = tonumber(ARGV[i + 2])
+  local payload = ARGV[i + 3 + destCount]
+  local seen = false
+  if keyIndex > 0 then
+    seen = redis.call('GET', KEYS[keyIndex])
+  end
+  if seen then
+    out[m] = '=' .. seen
+  else
+    local parts = {}
+    for j = 1, destCount do
+      local dest = ARGV[i + 2 + j]
+      local seq = redis.call('HINCRBY', KEYS[1], dest, 1)
+      redis.call('XADD', KEYS[2], '*', 'm', id, 'd', dest, 's', seq, 't', now, 'p', payload)
+      parts[#parts + 1] = dest
+      parts[#parts + 1] = seq
+    end
+    local record = table.concat(parts, '\n')
+    if keyIndex > 0 then
+      redis.call('SET', KEYS[keyIndex], record, 'EX', ttl)
+    end
+    out[m] = '+' .. record
+  end
+  i = i + 4 + destCount
+end
+return out

@@ -1,0 +1,20 @@
+--[[
+  sender-heartbeat (v1): announce a live sender and count the live ones, on Redis's clock
+  (so senders on machines with skewed clocks agree on who is alive).
+
+  KEYS[1]   senders sorted set: sender id -> last heartbeat (ms, Redis time)
+  ARGV[1]   sender id
+  ARGV[2]   how long a heartbeat counts, in ms
+  ARGV[3]   "1" to announce, "0" to withdraw (shutdown)
+
+  Returns   the number of live senders, the caller included when announcing
+]]
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return redis.call('ZCARD', KEYS[1])

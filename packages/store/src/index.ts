@@ -1,0 +1,13 @@
+/**
+ * Everything reseq keeps in Redis: the key schema, the Lua scripts and the typed operations
+ * each app performs, in the order a message meets them: ingest-store, worker-store,
+ * sender-store. docs/data-model.md is the operator's view of the same.
+ */
+export { KeySchema, WORKER_GROUP } from './keys.js';
+export { createRedis, connectRedis, isRedisReady, type CreateRedisOptions } from './redis.js';
+export { SCRIPT_VERSION, SCRIPT_NAMES, commandName, type ReseqRedis, type ScriptName } from './scripts.js';
+export * from './codec.js';
+export * from './errors.js';
+export * from './ingest-store.js';
+export * from './worker-store.js';
+export * from './sender-store.js';

@@ -1,0 +1,73 @@
+/**
+ * Step 1 of a message's journey: ingest writes a batch of accepted messages with one `ingest`
+ * script call, which assigns each destination its sequence and appends the input-stream
+ * entries atomically (see lua/ingest.lua).
+ */
+import { BacklogFullError } from './errors.js';
+import type { KeySchema } from './keys.js';
+import { runScript, type ReseqRedis } from './scripts.js';
+
+/** One message as ingest hands it to Redis. */
+export interface IngestRequest {
+  /** The message id: the client's, or one ingest made. */
+  id: string;
+  /** Whether `id` came from the client (and is therefore de-duplicated). */
+  clientId: boolean;
+  destinations: readonly string[];
+  /** The payload as JSON text. */
+  payload: string;
+}
+
+/** What the script answered for one message. */
+export interface IngestOutcome {
+  sequences: Record<string, number>;
+  /** The client id was seen before: nothing was written, `sequences` are the stored ones. */
+  duplicate: boolean;
+}
+
+/** Options of {@link writeIngestBatch}. */
+export interface IngestBatchOptions {
+  idempotencyTtlSeconds: number;
+  maxBacklog: number;
+  now?: number;
+}
+
+function parseRecord(record: string): Record<string, number> {
+  const sequences: Record<string, number> = {};
+  const parts = record.split('\n');
+  for (let i = 0; i + 1 < parts.length; i += 2) sequences[parts[i]!] = Number(parts[i + 1]);
+  return sequences;
+}
+
+/**
+ * Makes a batch of messages durable and returns their sequences, in request order.
+ * @throws {BacklogFullError} when the input stream is over its backlog limit (nothing written).
+ */
+export async function writeIngestBatch(
+  redis: ReseqRedis,
+  keys: KeySchema,
+  requests: readonly IngestRequest[],
+  options: IngestBatchOptions,
+): Promise<IngestOutcome[]> {
+  const scriptKeys = [keys.sequences, keys.input];
+  const args: (string | number)[] = [
+    options.now ?? Date.now(),
+    options.idempotencyTtlSeconds,
+    options.maxBacklog,
+    requests.length,
+  ];
+  for (const request of requests) {
+    let keyIndex = 0;
+    if (request.clientId) {
+      scriptKeys.push(keys.clientId(request.id));
+      keyIndex = scriptKeys.length;
+    }
+    args.push(keyIndex, request.id, request.destinations.length, ...request.destinations, request.payload);
+  }
+  const reply = await runScript(redis, 'ingest', scriptKeys, args);
+  if (reply === 'BACKLOG') throw new BacklogFullError();
+  return (reply as string[]).map((line) => ({
+    duplicate: line.startsWith('='),
+    sequences: parseRecord(line.slice(1)),
+  }));
+}

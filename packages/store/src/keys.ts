@@ -1,0 +1,63 @@
+/**
+ * The Redis key schema: the only place in reseq that builds a key name. Every key of one
+ * pipeline shares the hash tag `{<prefix>}`, so every script touches one Cluster slot and a
+ * later sharded layout only changes the tag. docs/data-model.md describes each key.
+ */
+
+/** Consumer group of the transform workers on the input stream. */
+export const WORKER_GROUP = 'workers';
+
+/** Key names of one pipeline (one RESEQ_PREFIX). */
+export class KeySchema {
+  /** The hash tag shared by every key, e.g. `{reseq}`. */
+  readonly tag: string;
+
+  constructor(readonly prefix: string) {
+    this.tag = `{${prefix}}`;
+  }
+
+  /** Stream of accepted messages, one entry per (message, destination); group `workers`. */
+  get input(): string {
+    return `${this.tag}:in`;
+  }
+  /** Hash: destination -> last sequence assigned by ingest. */
+  get sequences(): string {
+    return `${this.tag}:seq`;
+  }
+  /** String with TTL: a client id's sequences, for de-duplicating retries. */
+  clientId(id: string): string {
+    return `${this.tag}:id:${id}`;
+  }
+  /** Stream of dead letters: payload, attempts, last error. */
+  get deadLetters(): string {
+    return `${this.tag}:dlq`;
+  }
+  /** Stream of a destination's transform results, in completion order. */
+  results(destination: string): string {
+    return `${this.tag}:res:${destination}`;
+  }
+  /** Hash: sequence -> encoded result, a destination's out-of-order results. */
+  buffer(destination: string): string {
+    return `${this.tag}:buf:${destination}`;
+  }
+  /** Hash: destination -> last sequence delivered (answered 2xx or otherwise settled). */
+  get delivered(): string {
+    return `${this.tag}:pos`;
+  }
+  /** Hash: destination -> sequence of the dead letter that blocks it. */
+  get blocked(): string {
+    return `${this.tag}:blocked`;
+  }
+  /** String with TTL: "<sender id>|<fencing token>" of a destination's active sender. */
+  lease(destination: string): string {
+    return `${this.tag}:lease:${destination}`;
+  }
+  /** Hash: destination -> last fencing token handed out. */
+  get fences(): string {
+    return `${this.tag}:fence`;
+  }
+  /** Sorted set: sender id -> last heartbeat, to share leases among live senders. */
+  get senders(): string {
+    return `${this.tag}:senders`;
+  }
+}

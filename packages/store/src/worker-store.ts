@@ -1,0 +1,184 @@
+/**
+ * Step 2: transform workers read the input stream through the `workers` consumer group, take
+ * over entries of crashed peers, and record each batch of outcomes with one `complete` script
+ * call (see lua/complete.lua), which writes every result to its destination's result stream.
+ */
+import type { Redis } from 'ioredis';
+import { decodeInputEntry, kindToWire, type InputEntry, type ResultKind } from './codec.js';
+import { WORKER_GROUP, type KeySchema } from './keys.js';
+import { runScript, type ReseqRedis } from './scripts.js';
+
+type StreamEntries = [id: string, fields: string[] | null][];
+
+/** Creates the workers' consumer group (from the start of the stream) unless it exists. */
+export async function ensureWorkerGroup(redis: Redis, keys: KeySchema): Promise<void> {
+  try {
+    await redis.xgroup('CREATE', keys.input, WORKER_GROUP, '0', 'MKSTREAM');
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.includes('BUSYGROUP')) throw err;
+  }
+}
+
+/** What a read returned: decodable entries, and ids of entries that are not ours. */
+export interface ReadResult {
+  entries: InputEntry[];
+  /** Entries without usable fields (foreign writes): acknowledge and drop them. */
+  malformed: string[];
+}
+
+function splitEntries(raw: StreamEntries): ReadResult {
+  const result: ReadResult = { entries: [], malformed: [] };
+  for (const [entryId, fields] of raw) {
+    const entry = decodeInputEntry(entryId, fields);
+    if (entry) result.entries.push(entry);
+    else result.malformed.push(entryId);
+  }
+  return result;
+}
+
+/**
+ * Reads entries for this consumer: `>` for new ones (blocking up to `blockMs`), `0` for the
+ * ones already delivered to it (its own pending entries after a restart). Use a connection
+ * reserved for blocking reads.
+ */
+export async function readInput(
+  blocking: Redis,
+  keys: KeySchema,
+  consumer: string,
+  from: '>' | '0',
+  count: number,
+  blockMs: number,
+): Promise<ReadResult> {
+  const reply = (
+    from === '>'
+      ? await blocking.xreadgroup(
+          'GROUP', WORKER_GROUP, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', keys.input, '>',
+        )
+      : await blocking.xreadgroup('GROUP', WORKER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.input, '0')
+  ) as [string, StreamEntries][] | null;
+  return splitEntries(reply?.[0]?.[1] ?? []);
+}
+
+/** What one XAUTOCLAIM step took over. */
+export interface ClaimResult extends ReadResult {
+  /** Cursor for the next step; `0-0` when the whole pending list was scanned. */
+  cursor: string;
+  /** Pending entries that no longer exist in the stream (trimmed or deleted by hand). */
+  deleted: string[];
+}
+
+/**
+ * Takes over up to `count` entries that have been pending (with any consumer) for at least
+ * `minIdleMs`. Redis 7 also reports, and removes from the pending list, entries that were
+ * deleted from the stream meanwhile; Redis 6.2 returned them with nil fields instead.
+ */
+export async function claimIdle(
+  redis: Redis,
+  keys: KeySchema,
+  consumer: string,
+  minIdleMs: number,
+  cursor: string,
+  count: number,
+): Promise<ClaimResult> {
+  const reply = (await redis.xautoclaim(keys.input, WORKER_GROUP, consumer, minIdleMs, cursor, 'COUNT', count)) as [
+    string,
+    StreamEntries,
+    string[]?,
+  ];
+  const [next, raw, deleted = []] = reply;
+  const live = raw.filter(([, fields]) => fields !== null);
+  const nilled = raw.filter(([, fields]) => fields === null).map(([id]) => id);
+  return { cursor: next, ...splitEntries(live), deleted: [...deleted, ...nilled] };
+}
+
+/** How many times each of this consumer's pending entries has been delivered (XPENDING). */
+export async function deliveryCounts(
+  redis: Redis,
+  keys: KeySchema,
+  consumer: string,
+  entryIds: readonly string[],
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (entryIds.length === 0) return counts;
+  const sorted = [...entryIds].sort(compareIds);
+  const reply = (await redis.xpending(
+    keys.input, WORKER_GROUP, sorted[0]!, sorted[sorted.length - 1]!, sorted.length * 2 + 10, consumer,
+  )) as [string, string, number, number][];
+  for (const [id, , , times] of reply) counts.set(id, times);
+  return counts;
+}
+
+/** Orders stream ids numerically. */
+export function compareIds(a: string, b: string): number {
+  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
+  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
+  return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
+}
+
+/**
+ * Resets the idle time of entries this consumer is still working on, so peers do not take
+ * over a long transform that is alive.
+ */
+export async function touchEntries(redis: Redis, keys: KeySchema, consumer: string, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await redis.xclaim(keys.input, WORKER_GROUP, consumer, 0, ...ids, 'JUSTID');
+}
+
+/**
+ * Hands entries back on shutdown: marks them idle for `idleMs`, so a peer's next XAUTOCLAIM
+ * takes them over at once instead of after the idle timeout.
+ */
+export async function handBackEntries(
+  redis: Redis,
+  keys: KeySchema,
+  consumer: string,
+  ids: readonly string[],
+  idleMs: number,
+): Promise<void> {
+  if (ids.length === 0) return;
+  await redis.xclaim(keys.input, WORKER_GROUP, consumer, 0, ...ids, 'IDLE', idleMs, 'JUSTID');
+}
+
+/** Acknowledges and deletes entries that carry no message (malformed or deleted). */
+export async function discardEntries(redis: Redis, keys: KeySchema, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await redis.multi().xack(keys.input, WORKER_GROUP, ...ids).xdel(keys.input, ...ids).exec();
+}
+
+/** The outcome of one transform, as the worker records it. */
+export interface Outcome {
+  entry: InputEntry;
+  kind: ResultKind;
+  attempts: number;
+  /** Transformed payload JSON ("value"), last error ("dead"), or "" ("none"). */
+  body: string;
+}
+
+/**
+ * Records a batch of outcomes in one script call.
+ * @returns how many were written, and how many were duplicates (already completed by a peer).
+ */
+export async function completeBatch(
+  redis: ReseqRedis,
+  keys: KeySchema,
+  outcomes: readonly Outcome[],
+  now = Date.now(),
+): Promise<{ written: number; duplicates: number }> {
+  const scriptKeys = [keys.input, keys.deadLetters];
+  const keyIndex = new Map<string, number>();
+  const args: (string | number)[] = [WORKER_GROUP, now, outcomes.length];
+  for (const { entry, kind, attempts, body } of outcomes) {
+    let index = keyIndex.get(entry.destination);
+    if (index === undefined) {
+      scriptKeys.push(keys.results(entry.destination));
+      index = scriptKeys.length;
+      keyIndex.set(entry.destination, index);
+    }
+    args.push(
+      entry.entryId, index, kindToWire(kind), entry.id, entry.sequence, entry.acceptedAt, attempts, body,
+      kind === 'dead' ? `${entry.destination}\n${entry.payload}` : '',
+    );
+  }
+  const [written, duplicates] = (await runScript(redis, 'complete', scriptKeys, args)) as [number, number];
+  return { written, duplicates };
+}
