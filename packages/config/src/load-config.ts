@@ -71,7 +71,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     try {
       file = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
     } catch (err) {
-      throw new ConfigError([`RESEQ_CONFIG: ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(err as Error).message}`], err);
+      throw new ConfigError(
+        [`RESEQ_CONFIG: ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(err as Error).message}`],
+        err,
+      );
     }
   }
   return parseConfig(env, file);

@@ -31,7 +31,10 @@ export const envSchema = z.object({
   WORKER_CONCURRENCY: intFromEnv(1, 100_000).default(16),
   METRICS_PORT: intFromEnv(0, 65535).optional(),
   /** Stable consumer name of a worker; default `<hostname>-<pid>` (stable in a container). */
-  RESEQ_CONSUMER_NAME: z.string().regex(/^[\x21-\x7e]{1,128}$/).optional(),
+  RESEQ_CONSUMER_NAME: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,128}$/)
+    .optional(),
 });
 
 const retrySchema = z
@@ -69,9 +72,17 @@ export const fileSchema = z
     ingest: z
       .object({
         /** Largest accepted request body, in bytes (contract default 1 MiB). */
-        maxMessageBytes: z.number().int().min(64).default(1024 * 1024),
+        maxMessageBytes: z
+          .number()
+          .int()
+          .min(64)
+          .default(1024 * 1024),
         /** How long a client `id` is remembered for de-duplication, in seconds. */
-        idempotencyTtlSeconds: z.number().int().min(1).default(24 * 60 * 60),
+        idempotencyTtlSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .default(24 * 60 * 60),
         /** Most requests written to Redis in one script call. */
         maxBatch: z.number().int().min(1).max(10_000).default(500),
         /** Answer 429 while the input stream holds more than this many entries. */

@@ -6,6 +6,12 @@
 export { createLogger, type Logger, type LoggerOptions } from './logger.js';
 export { ReseqError, isReseqError, toReseqError, type ReseqErrorOptions } from './errors.js';
 export { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
-export { startOpsServer, evaluateReadiness, type OpsServer, type OpsServerOptions, type ReadinessCheck } from './ops-server.js';
+export {
+  startOpsServer,
+  evaluateReadiness,
+  type OpsServer,
+  type OpsServerOptions,
+  type ReadinessCheck,
+} from './ops-server.js';
 export { createMetrics, type Metrics } from './metrics.js';
 export { runApp, type RunningApp } from './lifecycle.js';

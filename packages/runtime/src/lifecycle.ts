@@ -25,7 +25,9 @@ export async function runApp(logger: Logger, start: () => Promise<RunningApp>): 
     return;
   }
   let stopping = false;
+  let stopped = false;
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopped) return;
     if (stopping) {
       logger.warn({ signal }, 'second signal while stopping; exiting now');
       process.exit(1);
@@ -35,6 +37,7 @@ export async function runApp(logger: Logger, start: () => Promise<RunningApp>): 
     app
       .stop()
       .then(() => {
+        stopped = true;
         logger.info('stopped');
         logger.flush();
         // Exit explicitly: a stray keep-alive socket must not keep a stopped app alive.

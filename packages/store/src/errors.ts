@@ -35,3 +35,19 @@ export class BacklogFullError extends ReseqError {
     });
   }
 }
+
+/** Reply prefixes that mean "Redis cannot take writes right now", not "the request is bad". */
+const TRANSIENT_REPLIES = ['OOM', 'LOADING', 'READONLY', 'MASTERDOWN', 'BUSY', 'TRYAGAIN', 'CLUSTERDOWN', 'NOREPLICAS'];
+
+/**
+ * Maps what a Redis call threw to the catalogue: connection problems and transient server
+ * states become {@link RedisUnavailableError}; reseq's own errors pass through; anything else
+ * (a script bug) is returned unchanged for the caller to treat as internal.
+ */
+export function toStoreError(err: unknown): unknown {
+  if (err instanceof ReseqError) return err;
+  if (err instanceof Error && err.name === 'ReplyError') {
+    return TRANSIENT_REPLIES.some((prefix) => err.message.startsWith(prefix)) ? new RedisUnavailableError(err) : err;
+  }
+  return new RedisUnavailableError(err);
+}

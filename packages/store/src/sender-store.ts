@@ -64,9 +64,18 @@ export async function renewLeases(
 }
 
 /** Gives leases back at once. */
-export async function releaseLeases(redis: ReseqRedis, keys: KeySchema, leases: ReadonlyMap<string, string>): Promise<void> {
+export async function releaseLeases(
+  redis: ReseqRedis,
+  keys: KeySchema,
+  leases: ReadonlyMap<string, string>,
+): Promise<void> {
   if (leases.size === 0) return;
-  await runScript(redis, 'lease-release', [...leases.keys()].map((d) => keys.lease(d)), [...leases.values()]);
+  await runScript(
+    redis,
+    'lease-release',
+    [...leases.keys()].map((d) => keys.lease(d)),
+    [...leases.values()],
+  );
 }
 
 /** A destination's durable delivery state, as a newly active sender loads it. */
@@ -111,10 +120,15 @@ export async function readResults(
   const destinations = [...cursors.keys()];
   const out = new Map<string, { entries: ResultEntry[]; lastId: string; malformed: string[] }>();
   if (destinations.length === 0) return out;
-  const reply = (await blocking.xread(
-    'COUNT', count, 'BLOCK', blockMs, 'STREAMS',
-    ...destinations.map((d) => keys.results(d)), ...cursors.values(),
-  )) as [string, [string, string[]][]][] | null;
+  const reply = await blocking.xread(
+    'COUNT',
+    count,
+    'BLOCK',
+    blockMs,
+    'STREAMS',
+    ...destinations.map((d) => keys.results(d)),
+    ...cursors.values(),
+  );
   const byKey = new Map(destinations.map((d) => [keys.results(d), d]));
   for (const [key, raw] of reply ?? []) {
     const destination = byKey.get(key);
@@ -139,10 +153,7 @@ export async function readResults(
 export async function bufferResults(
   redis: ReseqRedis,
   keys: KeySchema,
-  batches: ReadonlyMap<
-    string,
-    { leaseValue: string; entries: readonly ResultEntry[]; malformed: readonly string[] }
-  >,
+  batches: ReadonlyMap<string, { leaseValue: string; entries: readonly ResultEntry[]; malformed: readonly string[] }>,
 ): Promise<Map<string, number>> {
   const scriptKeys = [keys.delivered];
   const args: (string | number)[] = [batches.size];
@@ -170,7 +181,12 @@ export interface AdvanceStep {
 /** What recording a step answered. */
 export type AdvanceOutcome = 'recorded' | 'already' | 'fenced' | 'out-of-turn';
 
-const ADVANCE_OUTCOMES: Record<number, AdvanceOutcome> = { 1: 'recorded', 0: 'already', [-1]: 'fenced', [-2]: 'out-of-turn' };
+const ADVANCE_OUTCOMES: Record<number, AdvanceOutcome> = {
+  1: 'recorded',
+  0: 'already',
+  [-1]: 'fenced',
+  [-2]: 'out-of-turn',
+};
 
 /** Records the progress of several destinations in one script call, fenced by their leases. */
 export async function advanceDelivered(
@@ -191,4 +207,45 @@ export async function advanceDelivered(
 /** Marks a destination as blocked by the dead letter at `sequence` (for status and operators). */
 export async function markBlocked(redis: Redis, keys: KeySchema, destination: string, sequence: number): Promise<void> {
   await redis.hset(keys.blocked, destination, sequence);
+}
+
+/** Reads a destination's block marker (undefined when it is not blocked). */
+export async function readBlocked(redis: Redis, keys: KeySchema, destination: string): Promise<number | undefined> {
+  const value = await redis.hget(keys.blocked, destination);
+  return value === null ? undefined : Number(value);
+}
+
+/**
+ * Appends a result the destination refused for good (a 4xx) to the dead-letter stream, with
+ * the same fields a transform's dead letter has.
+ */
+export async function deadLetterDelivery(
+  redis: Redis,
+  keys: KeySchema,
+  destination: string,
+  result: Result,
+  error: string,
+): Promise<void> {
+  await redis.xadd(
+    keys.deadLetters,
+    '*',
+    'd',
+    destination,
+    's',
+    result.sequence,
+    'm',
+    result.id,
+    'a',
+    result.attempts,
+    'e',
+    error,
+    't',
+    result.acceptedAt,
+    'at',
+    Date.now(),
+    'p',
+    result.body,
+    'stage',
+    'delivery',
+  );
 }

@@ -37,26 +37,38 @@ function splitEntries(raw: StreamEntries): ReadResult {
 }
 
 /**
- * Reads entries for this consumer: `>` for new ones (blocking up to `blockMs`), `0` for the
- * ones already delivered to it (its own pending entries after a restart). Use a connection
- * reserved for blocking reads.
+ * Reads entries for this consumer: `>` for new ones (blocking up to `blockMs`), or an entry id
+ * (`0` to start) to page through the ones already delivered to it, i.e. its own pending
+ * entries after a restart. Use a connection reserved for blocking reads.
  */
 export async function readInput(
   blocking: Redis,
   keys: KeySchema,
   consumer: string,
-  from: '>' | '0',
+  from: string,
   count: number,
   blockMs: number,
-): Promise<ReadResult> {
+): Promise<ReadResult & { lastId: string | undefined }> {
   const reply = (
     from === '>'
       ? await blocking.xreadgroup(
-          'GROUP', WORKER_GROUP, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', keys.input, '>',
+          'GROUP',
+          WORKER_GROUP,
+          consumer,
+          'COUNT',
+          count,
+          'BLOCK',
+          blockMs,
+          'STREAMS',
+          keys.input,
+          '>',
         )
-      : await blocking.xreadgroup('GROUP', WORKER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.input, '0')
+      : await blocking.xreadgroup('GROUP', WORKER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.input, from)
   ) as [string, StreamEntries][] | null;
-  return splitEntries(reply?.[0]?.[1] ?? []);
+  const raw = reply?.[0]?.[1] ?? [];
+  // Pending entries deleted from the stream meanwhile come back with nil fields.
+  const result = splitEntries(raw);
+  return { ...result, lastId: raw[raw.length - 1]?.[0] };
 }
 
 /** What one XAUTOCLAIM step took over. */
@@ -102,7 +114,12 @@ export async function deliveryCounts(
   if (entryIds.length === 0) return counts;
   const sorted = [...entryIds].sort(compareIds);
   const reply = (await redis.xpending(
-    keys.input, WORKER_GROUP, sorted[0]!, sorted[sorted.length - 1]!, sorted.length * 2 + 10, consumer,
+    keys.input,
+    WORKER_GROUP,
+    sorted[0]!,
+    sorted[sorted.length - 1]!,
+    sorted.length * 2 + 10,
+    consumer,
   )) as [string, string, number, number][];
   for (const [id, , , times] of reply) counts.set(id, times);
   return counts;
@@ -119,7 +136,12 @@ export function compareIds(a: string, b: string): number {
  * Resets the idle time of entries this consumer is still working on, so peers do not take
  * over a long transform that is alive.
  */
-export async function touchEntries(redis: Redis, keys: KeySchema, consumer: string, ids: readonly string[]): Promise<void> {
+export async function touchEntries(
+  redis: Redis,
+  keys: KeySchema,
+  consumer: string,
+  ids: readonly string[],
+): Promise<void> {
   if (ids.length === 0) return;
   await redis.xclaim(keys.input, WORKER_GROUP, consumer, 0, ...ids, 'JUSTID');
 }
@@ -142,7 +164,11 @@ export async function handBackEntries(
 /** Acknowledges and deletes entries that carry no message (malformed or deleted). */
 export async function discardEntries(redis: Redis, keys: KeySchema, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await redis.multi().xack(keys.input, WORKER_GROUP, ...ids).xdel(keys.input, ...ids).exec();
+  await redis
+    .multi()
+    .xack(keys.input, WORKER_GROUP, ...ids)
+    .xdel(keys.input, ...ids)
+    .exec();
 }
 
 /** The outcome of one transform, as the worker records it. */
@@ -175,7 +201,14 @@ export async function completeBatch(
       keyIndex.set(entry.destination, index);
     }
     args.push(
-      entry.entryId, index, kindToWire(kind), entry.id, entry.sequence, entry.acceptedAt, attempts, body,
+      entry.entryId,
+      index,
+      kindToWire(kind),
+      entry.id,
+      entry.sequence,
+      entry.acceptedAt,
+      attempts,
+      body,
       kind === 'dead' ? `${entry.destination}\n${entry.payload}` : '',
     );
   }

@@ -1,0 +1,151 @@
+/**
+ * The ingest app: a fastify server that accepts messages over HTTP and makes them durable in
+ * Redis (see routes/messages.ts, then ingest-batcher.ts, then @reseq/store's ingest-store).
+ * `buildIngest` takes the config and a logger and returns a started server.
+ */
+import type { ReseqConfig } from '@reseq/config';
+import {
+  createMetrics,
+  evaluateReadiness,
+  isReseqError,
+  startOpsServer,
+  toReseqError,
+  type Logger,
+  type OpsServer,
+  type RunningApp,
+} from '@reseq/runtime';
+import {
+  connectRedis,
+  createRedis,
+  isRedisReady,
+  KeySchema,
+  toStoreError,
+  writeIngestBatch,
+  type ReseqRedis,
+} from '@reseq/store';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { Counter } from 'prom-client';
+import { InvalidBodyError, MalformedJsonError, PayloadTooLargeError, RouteNotFoundError } from './errors.js';
+import { IngestBatcher } from './ingest-batcher.js';
+import { registerMessagesRoute } from './routes/messages.js';
+
+/** Options of {@link buildIngest}. */
+export interface IngestOptions {
+  config: ReseqConfig;
+  logger: Logger;
+}
+
+/** A started ingest. */
+export interface Ingest extends RunningApp {
+  /** The HTTP port it listens on (useful with HTTP_PORT=0). */
+  port: number;
+  server: FastifyInstance;
+}
+
+/** Starts ingest: connects to Redis, then listens on HTTP_PORT. */
+export async function buildIngest({ config, logger }: IngestOptions): Promise<Ingest> {
+  const keys = new KeySchema(config.env.RESEQ_PREFIX);
+  const redis: ReseqRedis = createRedis({ url: config.env.REDIS_URL, name: 'ingest', logger, mode: 'fail-fast' });
+  await connectRedis(redis);
+
+  const { registry } = createMetrics('ingest');
+  const accepted = new Counter({
+    name: 'reseq_ingest_accepted_total',
+    help: 'Messages accepted (202), per destination; client retries of an accepted id are not counted',
+    labelNames: ['destination'],
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: 'reseq_ingest_rejected_total',
+    help: 'Requests answered with an error, per error code',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+
+  const batcher = new IngestBatcher(async (requests) => {
+    try {
+      return await writeIngestBatch(redis, keys, requests, {
+        idempotencyTtlSeconds: config.ingest.idempotencyTtlSeconds,
+        maxBacklog: config.ingest.maxBacklog,
+      });
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }, config.ingest.maxBatch);
+
+  const readiness = { redis: () => isRedisReady(redis), accepting: () => !stopping };
+  let stopping = false;
+
+  const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
+  const server = Fastify({
+    loggerInstance: httpLogger,
+    // One log line per request would cost more than the request at 20,000 messages a second.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.ingest.maxMessageBytes,
+    return503OnClosing: true,
+  });
+  // Clients that forget the content type still send JSON: parse every body as JSON.
+  server.addContentTypeParser('*', { parseAs: 'string' }, server.getDefaultJsonParser('error', 'error'));
+
+  server.setNotFoundHandler((request) => {
+    throw new RouteNotFoundError(request.method, request.url);
+  });
+  server.setErrorHandler((error: FastifyError, request, reply) => {
+    let coded;
+    if (isReseqError(error)) coded = error;
+    else if (error.validation)
+      coded = new InvalidBodyError(`${error.validationContext ?? 'body'}${error.message.replace(/^body/, '')}`);
+    else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      coded = new PayloadTooLargeError(config.ingest.maxMessageBytes);
+    else if (error.statusCode === 400 || error instanceof SyntaxError) coded = new MalformedJsonError(error);
+    else coded = toReseqError(error);
+    rejected.inc({ code: coded.code });
+    if (coded.statusCode >= 500 && coded.code !== 'REDIS_UNAVAILABLE' && coded.code !== 'INGEST_SHUTTING_DOWN') {
+      request.log.error({ err: error }, 'request failed');
+    }
+    if (coded.retryable) void reply.header('retry-after', '1');
+    void reply.code(coded.statusCode).send(coded.toJSON());
+  });
+
+  registerMessagesRoute(server, {
+    destinations: new Set(Object.keys(config.destinations)),
+    batcher,
+    accepted,
+    isStopping: () => stopping,
+  });
+  server.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
+  server.get('/readyz', async (_request, reply) => {
+    const result = await evaluateReadiness(readiness);
+    return reply
+      .code(result.ready ? 200 : 503)
+      .send({ status: result.ready ? 'ready' : 'not ready', checks: result.checks });
+  });
+  server.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', registry.contentType).send(await registry.metrics()),
+  );
+
+  await server.listen({ port: config.env.HTTP_PORT, host: '0.0.0.0' });
+  const address = server.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.env.HTTP_PORT;
+  let ops: OpsServer | undefined;
+  if (config.env.METRICS_PORT !== undefined) {
+    ops = await startOpsServer({ port: config.env.METRICS_PORT, registry, readiness });
+  }
+  if (config.env.TCP_PORT !== 0) {
+    logger.info({ tcpPort: config.env.TCP_PORT }, 'TCP ingest is not part of this version; only HTTP is served');
+  }
+  logger.info({ port, destinations: Object.keys(config.destinations) }, 'ingest listening');
+
+  return {
+    port,
+    server,
+    async stop() {
+      stopping = true;
+      // Stop accepting, let in-flight requests finish (their writes are awaited), then close.
+      await server.close();
+      await batcher.drain();
+      await ops?.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

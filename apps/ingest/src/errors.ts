@@ -1,0 +1,62 @@
+/**
+ * Error catalogue of ingest: every answer other than 202 carries one of these codes.
+ * Redis-side codes (REDIS_UNAVAILABLE, BACKLOG_FULL) come from @reseq/store.
+ */
+import { ReseqError } from '@reseq/runtime';
+
+/** `INGEST_MALFORMED_JSON` (400): the body is not JSON. */
+export class MalformedJsonError extends ReseqError {
+  override readonly name = 'MalformedJsonError';
+  constructor(cause?: unknown) {
+    super('INGEST_MALFORMED_JSON', 'the request body is not valid JSON', { statusCode: 400, cause });
+  }
+}
+
+/** `INGEST_INVALID_BODY` (400): JSON, but not a message (missing or wrong fields). */
+export class InvalidBodyError extends ReseqError {
+  override readonly name = 'InvalidBodyError';
+  constructor(detail: string) {
+    super('INGEST_INVALID_BODY', `invalid message: ${detail}`, { statusCode: 400, context: { detail } });
+  }
+}
+
+/** `INGEST_UNKNOWN_DESTINATION` (404): a destination that is not in the config. */
+export class UnknownDestinationError extends ReseqError {
+  override readonly name = 'UnknownDestinationError';
+  constructor(destinations: string[]) {
+    super('INGEST_UNKNOWN_DESTINATION', `unknown destination: ${destinations.join(', ')}`, {
+      statusCode: 404,
+      context: { destinations },
+    });
+  }
+}
+
+/** `INGEST_PAYLOAD_TOO_LARGE` (413): the body is over `ingest.maxMessageBytes`. */
+export class PayloadTooLargeError extends ReseqError {
+  override readonly name = 'PayloadTooLargeError';
+  constructor(limit: number) {
+    super('INGEST_PAYLOAD_TOO_LARGE', `the message is larger than the limit of ${limit} bytes`, {
+      statusCode: 413,
+      context: { limit },
+    });
+  }
+}
+
+/** `INGEST_SHUTTING_DOWN` (503, retryable): ingest is stopping; retry on another instance. */
+export class ShuttingDownError extends ReseqError {
+  override readonly name = 'ShuttingDownError';
+  constructor() {
+    super('INGEST_SHUTTING_DOWN', 'ingest is shutting down; retry with the same id', {
+      statusCode: 503,
+      retryable: true,
+    });
+  }
+}
+
+/** `NOT_FOUND` (404): no such route. */
+export class RouteNotFoundError extends ReseqError {
+  override readonly name = 'RouteNotFoundError';
+  constructor(method: string, url: string) {
+    super('NOT_FOUND', `no route ${method} ${url}`, { statusCode: 404 });
+  }
+}

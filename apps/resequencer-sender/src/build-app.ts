@@ -1,0 +1,57 @@
+/**
+ * The resequencer-sender app: connects to Redis (commands, and a connection reserved for the
+ * blocking result reads), creates a delivery adapter per destination and runs a
+ * {@link ResequencerSender}.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { ReseqConfig } from '@reseq/config';
+import { createDelivery } from '@reseq/delivery';
+import { createMetrics, startOpsServer, type Logger, type OpsServer, type RunningApp } from '@reseq/runtime';
+import { connectRedis, createRedis, isRedisReady, KeySchema } from '@reseq/store';
+import { ResequencerSender } from './sender.js';
+import { createSenderMetrics } from './sender-metrics.js';
+
+/** Options of {@link buildSender}. */
+export interface SenderOptions {
+  config: ReseqConfig;
+  logger: Logger;
+}
+
+/** Starts a resequencer-sender. */
+export async function buildSender({ config, logger }: SenderOptions): Promise<RunningApp> {
+  const senderId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const redis = createRedis({ url: config.env.REDIS_URL, name: `sender:${senderId}`, logger, mode: 'wait' });
+  const blocking = createRedis({ url: config.env.REDIS_URL, name: `sender:${senderId}:read`, logger, mode: 'wait' });
+  await connectRedis(redis);
+  await connectRedis(blocking);
+  const deliveries = new Map(Object.entries(config.destinations).map(([name, d]) => [name, createDelivery(d)]));
+  const { registry } = createMetrics('resequencer-sender');
+  const sender = new ResequencerSender({
+    config,
+    logger,
+    keys: new KeySchema(config.env.RESEQ_PREFIX),
+    redis,
+    blocking,
+    senderId,
+    deliveries,
+    metrics: createSenderMetrics(registry),
+  });
+  await sender.start();
+  let ops: OpsServer | undefined;
+  if (config.env.METRICS_PORT !== undefined) {
+    ops = await startOpsServer({
+      port: config.env.METRICS_PORT,
+      registry,
+      readiness: { redis: () => isRedisReady(redis), leases: () => sender.alive },
+    });
+  }
+  return {
+    async stop() {
+      await sender.stop();
+      await Promise.all([...deliveries.values()].map((d) => d.close()));
+      await ops?.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

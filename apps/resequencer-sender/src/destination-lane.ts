@@ -1,0 +1,236 @@
+/**
+ * One destination's delivery lane, run by the sender that holds its lease. It loads the
+ * delivered position and the reorder buffer from Redis, takes new results as the reader
+ * buffers them, and settles sequences strictly in order: deliver (retrying 5xx and timeouts
+ * with backoff), skip a dropped one, or stop at a dead letter (policy `block`). Progress is
+ * recorded, fenced by the lease, only after the destination answered 2xx.
+ */
+import type { DestinationConfig } from '@reseq/config';
+import type { Delivery } from '@reseq/delivery';
+import { ReorderBuffer } from '@reseq/resequencer';
+import { backoffDelay, sleep, type Logger } from '@reseq/runtime';
+import {
+  deadLetterDelivery,
+  loadLaneState,
+  markBlocked,
+  readBlocked,
+  type KeySchema,
+  type ReseqRedis,
+  type Result,
+} from '@reseq/store';
+import type { ProgressRecorder } from './progress-recorder.js';
+import type { SenderMetrics } from './sender-metrics.js';
+
+/** How often a blocked lane looks whether an operator released it, in ms. */
+const BLOCKED_POLL_MS = 2000;
+
+/** What a lane needs. */
+export interface LaneDeps {
+  destination: string;
+  config: DestinationConfig;
+  delivery: Delivery;
+  redis: ReseqRedis;
+  keys: KeySchema;
+  recorder: ProgressRecorder;
+  metrics: SenderMetrics;
+  logger: Logger;
+  /** Whether the lease is still safely ours by the local clock (checked before every send). */
+  leaseValid: () => boolean;
+  /** Called when a fenced write shows the lease was lost. */
+  onFenced: () => void;
+}
+
+/** How the lane's current sequence was settled. */
+type Settlement = 'delivered' | 'dropped' | 'skipped' | 'blocked' | 'stopped';
+
+/** A destination's in-order delivery loop. */
+export class DestinationLane {
+  /** Position in the result stream up to which results were buffered. */
+  cursor = '0-0';
+  readonly #deps: LaneDeps;
+  readonly #log: Logger;
+  #buffer: ReorderBuffer<Result> = new ReorderBuffer();
+  #blockedAt: number | undefined;
+  #wake: (() => void) | undefined;
+  readonly #stopping = new AbortController();
+  readonly #lost = new AbortController();
+  #loop: Promise<void> = Promise.resolve();
+
+  private constructor(
+    deps: LaneDeps,
+    readonly leaseValue: string,
+  ) {
+    this.#deps = deps;
+    this.#log = deps.logger.child({ component: 'lane', destination: deps.destination });
+  }
+
+  /** Loads the destination's state from Redis and starts delivering. */
+  static async open(deps: LaneDeps, leaseValue: string): Promise<DestinationLane> {
+    const lane = new DestinationLane(deps, leaseValue);
+    await lane.#reload();
+    lane.#loop = lane.#run();
+    lane.#log.info({ delivered: lane.#buffer.delivered, buffered: lane.#buffer.size, leaseValue }, 'lane active');
+    return lane;
+  }
+
+  get destination(): string {
+    return this.#deps.destination;
+  }
+
+  /** Takes results the reader moved into this destination's buffer. */
+  offer(results: readonly Result[]): void {
+    let duplicates = 0;
+    for (const result of results) if (this.#buffer.offer(result.sequence, result) === 'duplicate') duplicates++;
+    if (duplicates > 0) this.#deps.metrics.duplicates.inc({ destination: this.destination }, duplicates);
+    this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
+    this.#wakeUp();
+  }
+
+  /**
+   * Stops the lane. `graceful`: a delivery in flight finishes and is recorded, nothing new
+   * starts. `lost`: the lease is gone; an in-flight request is aborted, nothing is recorded.
+   */
+  async stop(mode: 'graceful' | 'lost'): Promise<void> {
+    this.#stopping.abort();
+    if (mode === 'lost') this.#lost.abort();
+    this.#wakeUp();
+    await this.#loop;
+  }
+
+  async #reload(): Promise<void> {
+    const state = await loadLaneState(this.#deps.redis, this.#deps.keys, this.destination);
+    this.#buffer = new ReorderBuffer(state.delivered);
+    for (const result of state.buffered) this.#buffer.offer(result.sequence, result);
+    this.#blockedAt = state.blockedAt;
+    this.#deps.metrics.delivered.set({ destination: this.destination }, state.delivered);
+    this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
+    this.#deps.metrics.blocked.set({ destination: this.destination }, state.blockedAt === undefined ? 0 : 1);
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping.signal.aborted) {
+      try {
+        if (this.#blockedAt !== undefined) {
+          await this.#waitWhileBlocked();
+          continue;
+        }
+        const result = this.#buffer.peek();
+        if (!result) {
+          await this.#sleepUntilWoken();
+          continue;
+        }
+        const settlement = await this.#settle(result);
+        if (settlement === 'stopped' || settlement === 'blocked') continue;
+        const recorded = await this.#deps.recorder.record({
+          destination: this.destination,
+          leaseValue: this.leaseValue,
+          from: result.sequence,
+          to: result.sequence,
+        });
+        if (recorded === 'fenced') {
+          this.#log.warn({ sequence: result.sequence }, 'lease lost while recording progress; stopping the lane');
+          this.#deps.onFenced();
+          return;
+        }
+        if (recorded === 'out-of-turn') {
+          this.#log.warn({ sequence: result.sequence }, 'delivered position moved elsewhere; reloading');
+          await this.#reload();
+          continue;
+        }
+        this.#buffer.advance();
+        this.#deps.metrics.delivered.set({ destination: this.destination }, result.sequence);
+        this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
+      } catch (err) {
+        if (this.#stopping.signal.aborted) return;
+        this.#log.warn({ err }, 'lane step failed; retrying');
+        await sleep(500, this.#stopping.signal);
+      }
+    }
+  }
+
+  async #settle(result: Result): Promise<Settlement> {
+    switch (result.kind) {
+      case 'none':
+        return 'dropped';
+      case 'dead':
+        return this.#onDeadLetter(result, result.body);
+      case 'value':
+        return this.#deliver(result);
+    }
+  }
+
+  async #deliver(result: Result): Promise<Settlement> {
+    const { delivery, config, metrics } = this.#deps;
+    const request = {
+      destination: this.destination,
+      sequence: result.sequence,
+      messageId: result.id,
+      payload: result.body,
+    };
+    for (let attempt = 1; ; attempt++) {
+      // Never start a send on a lease that may have run out: a paused sender must not deliver
+      // out of turn after a peer took over.
+      if (this.#stopping.signal.aborted || !this.#deps.leaseValid()) return 'stopped';
+      const outcome = await delivery.send(request, this.#lost.signal);
+      if (outcome.ok) {
+        metrics.deliveries.inc({ destination: this.destination, outcome: 'delivered' });
+        if (result.acceptedAt > 0)
+          metrics.endToEnd.observe({ destination: this.destination }, (Date.now() - result.acceptedAt) / 1000);
+        return this.#lost.signal.aborted ? 'stopped' : 'delivered';
+      }
+      if (!outcome.retryable) {
+        metrics.deliveries.inc({ destination: this.destination, outcome: 'rejected' });
+        const reason = `DELIVERY_REJECTED: ${outcome.error}`;
+        await deadLetterDelivery(this.#deps.redis, this.#deps.keys, this.destination, result, reason);
+        return this.#onDeadLetter(result, reason);
+      }
+      metrics.deliveries.inc({ destination: this.destination, outcome: 'retried' });
+      const delay = Math.max(outcome.retryAfterMs ?? 0, backoffDelay(attempt, config.retry));
+      if (attempt === 1 || attempt % 10 === 0) {
+        this.#log.warn(
+          { sequence: result.sequence, attempt, error: outcome.error, retryInMs: delay },
+          'delivery failed; retrying',
+        );
+      }
+      await sleep(delay, this.#stopping.signal);
+    }
+  }
+
+  async #onDeadLetter(result: Result, reason: string): Promise<Settlement> {
+    this.#deps.metrics.deadLetters.inc({ destination: this.destination });
+    if (this.#deps.config.onDeadLetter === 'skip') {
+      this.#log.warn({ sequence: result.sequence, id: result.id, reason }, 'dead letter skipped (onDeadLetter: skip)');
+      return 'skipped';
+    }
+    await markBlocked(this.#deps.redis, this.#deps.keys, this.destination, result.sequence);
+    this.#blockedAt = result.sequence;
+    this.#deps.metrics.blocked.set({ destination: this.destination }, 1);
+    this.#log.error(
+      { sequence: result.sequence, id: result.id, reason },
+      'destination blocked by a dead letter (onDeadLetter: block); later messages wait for an operator',
+    );
+    return 'blocked';
+  }
+
+  /** While blocked, looks now and then whether an operator released the destination. */
+  async #waitWhileBlocked(): Promise<void> {
+    await sleep(BLOCKED_POLL_MS, this.#stopping.signal);
+    if (this.#stopping.signal.aborted) return;
+    if ((await readBlocked(this.#deps.redis, this.#deps.keys, this.destination)) === undefined) {
+      this.#log.info('destination released by an operator; resuming');
+      await this.#reload();
+    }
+  }
+
+  #sleepUntilWoken(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}

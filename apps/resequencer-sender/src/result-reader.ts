@@ -1,0 +1,88 @@
+/**
+ * Reads the result streams of every destination this sender holds, in one blocking XREAD on a
+ * connection of its own, and moves each batch into the reorder buffers with one fenced
+ * `buffer` script call before handing the results to the lanes.
+ */
+import { sleep, type Logger } from '@reseq/runtime';
+import { bufferResults, readResults, type KeySchema, type ReseqRedis, type ResultEntry } from '@reseq/store';
+import type { Redis } from 'ioredis';
+import type { DestinationLane } from './destination-lane.js';
+
+/** How long one XREAD blocks; also how soon a newly acquired lane joins the read. */
+const BLOCK_MS = 500;
+
+/** Options of {@link ResultReader}. */
+export interface ResultReaderOptions {
+  redis: ReseqRedis;
+  blocking: Redis;
+  keys: KeySchema;
+  batchSize: number;
+  logger: Logger;
+  /** The lanes to read for, at the moment of asking. */
+  lanes: () => ReadonlyMap<string, DestinationLane>;
+  /** Called when the buffer script shows a lease was lost. */
+  onFenced: (destination: string) => void;
+}
+
+/** The sender's read loop. */
+export class ResultReader {
+  readonly #options: ResultReaderOptions;
+  readonly #stopping = new AbortController();
+  #loop: Promise<void> = Promise.resolve();
+
+  constructor(options: ResultReaderOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping.abort();
+    this.#options.blocking.disconnect();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const { redis, blocking, keys, batchSize, logger } = this.#options;
+    while (!this.#stopping.signal.aborted) {
+      const lanes = new Map(this.#options.lanes());
+      if (lanes.size === 0) {
+        await sleep(BLOCK_MS, this.#stopping.signal);
+        continue;
+      }
+      try {
+        const cursors = new Map([...lanes].map(([d, lane]) => [d, lane.cursor]));
+        const read = await readResults(blocking, keys, cursors, batchSize, BLOCK_MS);
+        if (read.size === 0) continue;
+        const batches = new Map<
+          string,
+          { leaseValue: string; entries: ResultEntry[]; malformed: string[]; lastId: string; lane: DestinationLane }
+        >();
+        for (const [destination, batch] of read) {
+          const lane = lanes.get(destination);
+          // A lane replaced while we read: leave its entries for the new one.
+          if (!lane || this.#options.lanes().get(destination) !== lane) continue;
+          batches.set(destination, { ...batch, leaseValue: lane.leaseValue, lane });
+        }
+        if (batches.size === 0) continue;
+        const outcome = await bufferResults(redis, keys, batches);
+        for (const [destination, batch] of batches) {
+          if (outcome.get(destination) === -1) {
+            this.#options.onFenced(destination);
+            continue;
+          }
+          if (batch.malformed.length > 0)
+            logger.warn({ destination, entryIds: batch.malformed }, 'dropped malformed result entries');
+          batch.lane.cursor = batch.lastId;
+          batch.lane.offer(batch.entries);
+        }
+      } catch (err) {
+        if (this.#stopping.signal.aborted) return;
+        logger.warn({ err }, 'reading results failed; retrying');
+        await sleep(500, this.#stopping.signal);
+      }
+    }
+  }
+}

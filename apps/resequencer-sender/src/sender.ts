@@ -1,0 +1,124 @@
+/**
+ * The resequencer-sender's engine: a {@link LeaseManager} decides which destinations this
+ * process serves, a {@link DestinationLane} per held destination delivers in order, a
+ * {@link ResultReader} feeds the lanes, and a {@link ProgressRecorder} batches their progress.
+ */
+import type { ReseqConfig } from '@reseq/config';
+import type { Delivery } from '@reseq/delivery';
+import type { Logger } from '@reseq/runtime';
+import { advanceDelivered, type KeySchema, type ReseqRedis } from '@reseq/store';
+import type { Redis } from 'ioredis';
+import { DestinationLane } from './destination-lane.js';
+import { LeaseManager } from './lease-manager.js';
+import { ProgressRecorder } from './progress-recorder.js';
+import { ResultReader } from './result-reader.js';
+import type { SenderMetrics } from './sender-metrics.js';
+
+/** What the sender needs. */
+export interface SenderDeps {
+  config: ReseqConfig;
+  logger: Logger;
+  keys: KeySchema;
+  redis: ReseqRedis;
+  blocking: Redis;
+  senderId: string;
+  deliveries: ReadonlyMap<string, Delivery>;
+  metrics: SenderMetrics;
+}
+
+/** One resequencer-sender process. */
+export class ResequencerSender {
+  readonly #deps: SenderDeps;
+  readonly #lanes = new Map<string, DestinationLane>();
+  readonly #leases: LeaseManager;
+  readonly #reader: ResultReader;
+  readonly #recorder: ProgressRecorder;
+  readonly #log: Logger;
+
+  constructor(deps: SenderDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger.child({ component: 'sender', senderId: deps.senderId });
+    this.#recorder = new ProgressRecorder((steps) => advanceDelivered(deps.redis, deps.keys, steps));
+    this.#leases = new LeaseManager({
+      redis: deps.redis,
+      keys: deps.keys,
+      senderId: deps.senderId,
+      destinations: Object.keys(deps.config.destinations),
+      ttlMs: deps.config.sender.leaseTtlMs,
+      logger: this.#log,
+      events: {
+        acquired: (destination, leaseValue) => this.#openLane(destination, leaseValue),
+        lost: (destination) => this.#closeLane(destination, 'lost'),
+        surplus: (destination) => this.#closeLane(destination, 'graceful'),
+      },
+    });
+    this.#reader = new ResultReader({
+      redis: deps.redis,
+      blocking: deps.blocking,
+      keys: deps.keys,
+      batchSize: deps.config.sender.batchSize,
+      logger: this.#log,
+      lanes: () => this.#lanes,
+      onFenced: (destination) => this.#fenced(destination),
+    });
+  }
+
+  /** Whether the lease loop is alive (for /readyz). */
+  get alive(): boolean {
+    return this.#leases.alive;
+  }
+
+  async start(): Promise<void> {
+    await this.#leases.start();
+    this.#reader.start();
+    this.#log.info({ destinations: [...this.#lanes.keys()] }, 'resequencer-sender started');
+  }
+
+  /** Finishes in-flight deliveries, records them, and gives every lease back at once. */
+  async stop(): Promise<void> {
+    await this.#leases.stop();
+    await this.#reader.stop();
+    await Promise.all([...this.#lanes.values()].map((lane) => lane.stop('graceful')));
+    this.#lanes.clear();
+    await this.#leases.releaseAll();
+  }
+
+  async #openLane(destination: string, leaseValue: string): Promise<void> {
+    const delivery = this.#deps.deliveries.get(destination);
+    const config = this.#deps.config.destinations[destination];
+    if (!delivery || !config) throw new Error(`no delivery for ${destination}`);
+    await this.#lanes.get(destination)?.stop('lost');
+    const lane = await DestinationLane.open(
+      {
+        destination,
+        config,
+        delivery,
+        redis: this.#deps.redis,
+        keys: this.#deps.keys,
+        recorder: this.#recorder,
+        metrics: this.#deps.metrics,
+        logger: this.#deps.logger,
+        leaseValid: () => this.#leases.isValid(destination),
+        onFenced: () => this.#fenced(destination),
+      },
+      leaseValue,
+    );
+    this.#lanes.set(destination, lane);
+    this.#deps.metrics.leasesAcquired.inc();
+    this.#deps.metrics.leasesHeld.set(this.#lanes.size);
+  }
+
+  async #closeLane(destination: string, mode: 'graceful' | 'lost'): Promise<void> {
+    const lane = this.#lanes.get(destination);
+    if (!lane) return;
+    await lane.stop(mode);
+    if (this.#lanes.get(destination) === lane) this.#lanes.delete(destination);
+    this.#deps.metrics.leasesHeld.set(this.#lanes.size);
+  }
+
+  #fenced(destination: string): void {
+    this.#log.warn({ destination }, 'fenced: another sender holds this destination now');
+    this.#leases.forget(destination);
+    void this.#closeLane(destination, 'lost');
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * The transform worker's engine. It keeps up to WORKER_CONCURRENCY transforms in flight: it
+ * first re-reads its own pending entries (ID 0, after a restart), then reads new ones (`>`) in
+ * batches sized to its free slots, and periodically takes over entries that crashed peers left
+ * pending (XAUTOCLAIM). It keeps its own long-running entries fresh (XCLAIM JUSTID) so live
+ * work is never taken over, and hands unfinished entries back on shutdown.
+ */
+import { setMaxListeners } from 'node:events';
+import type { ReseqConfig } from '@reseq/config';
+import { sleep, type Logger } from '@reseq/runtime';
+import {
+  claimIdle,
+  completeBatch,
+  deliveryCounts,
+  discardEntries,
+  ensureWorkerGroup,
+  handBackEntries,
+  readInput,
+  touchEntries,
+  type InputEntry,
+  type KeySchema,
+  type ReadResult,
+  type ReseqRedis,
+} from '@reseq/store';
+import type { Redis } from 'ioredis';
+import { CompletionBatcher } from './completion-batcher.js';
+import type { TransformFn } from './load-transform.js';
+import { runTransform, type Settled } from './run-transform.js';
+import type { WorkerMetrics } from './worker-metrics.js';
+
+/** What the worker needs. */
+export interface WorkerDeps {
+  config: ReseqConfig;
+  logger: Logger;
+  transform: TransformFn;
+  keys: KeySchema;
+  /** Connection for every non-blocking command. */
+  redis: ReseqRedis;
+  /** Connection reserved for XREADGROUP BLOCK. */
+  blocking: Redis;
+  consumer: string;
+  metrics: WorkerMetrics;
+}
+
+interface Running {
+  entry: InputEntry;
+  lastTouched: number;
+}
+
+/** Entries delivered this many times without settling are dead-lettered (crash loops). */
+const DELIVERIES_PER_ATTEMPT = 2;
+
+/** One transform worker process. */
+export class TransformWorker {
+  readonly #deps: WorkerDeps;
+  readonly #log: Logger;
+  readonly #running = new Map<string, Running>();
+  readonly #interrupted = new Set<string>();
+  readonly #draining = new AbortController();
+  readonly #abort = new AbortController();
+  readonly #completer: CompletionBatcher;
+  #slotWaiters: (() => void)[] = [];
+  #readLoop: Promise<void> | undefined;
+  #recoveryLoop: Promise<void> | undefined;
+  #claimCursor = '0-0';
+  #lastRecoveryAt = 0;
+
+  constructor(deps: WorkerDeps) {
+    this.#deps = deps;
+    // Every running transform listens on these two signals.
+    setMaxListeners(0, this.#draining.signal, this.#abort.signal);
+    this.#log = deps.logger.child({ component: 'worker', consumer: deps.consumer });
+    this.#completer = new CompletionBatcher(
+      (outcomes) => completeBatch(deps.redis, deps.keys, outcomes),
+      deps.config.worker.batchSize,
+      this.#log,
+    );
+  }
+
+  /** Whether the loops are alive (for /readyz). */
+  get alive(): boolean {
+    return (
+      !this.#draining.signal.aborted &&
+      Date.now() - this.#lastRecoveryAt < this.#deps.config.worker.claimIntervalMs * 3 + 5000
+    );
+  }
+
+  /** Creates the group if needed and starts reading. */
+  async start(): Promise<void> {
+    await ensureWorkerGroup(this.#deps.redis, this.#deps.keys);
+    this.#lastRecoveryAt = Date.now();
+    this.#readLoop = this.#read();
+    this.#recoveryLoop = this.#recover();
+    this.#log.info({ concurrency: this.#deps.config.env.WORKER_CONCURRENCY }, 'transform worker started');
+  }
+
+  /**
+   * Stops reading, lets running transforms finish for the grace period, hands the rest back to
+   * the group (idle, so a peer takes them at once), and records what settled.
+   */
+  async stop(): Promise<void> {
+    this.#draining.abort();
+    this.#wakeSlotWaiters();
+    // A blocked XREADGROUP holds its connection: close it to end the read loop now.
+    this.#deps.blocking.disconnect();
+    await Promise.allSettled([this.#readLoop, this.#recoveryLoop]);
+    const deadline = Date.now() + this.#deps.config.worker.shutdownGraceMs;
+    while (this.#running.size > this.#interrupted.size && Date.now() < deadline)
+      await this.#waitForSlotChange(deadline);
+    this.#abort.abort();
+    const unfinished = [...this.#running.keys()];
+    if (unfinished.length > 0) {
+      try {
+        await handBackEntries(
+          this.#deps.redis,
+          this.#deps.keys,
+          this.#deps.consumer,
+          unfinished,
+          this.#deps.config.worker.claimIdleMs,
+        );
+        this.#log.info({ count: unfinished.length }, 'handed unfinished entries back to the group');
+      } catch (err) {
+        this.#log.warn(
+          { err, count: unfinished.length },
+          'could not hand entries back; peers take them after the idle timeout',
+        );
+      }
+    }
+    this.#completer.stop();
+    await this.#completer.drain();
+  }
+
+  async #read(): Promise<void> {
+    const { config, keys, consumer, blocking } = this.#deps;
+    const batch = config.worker.batchSize;
+    // Own pending entries first: what this consumer held when it last stopped or crashed.
+    let from = '0';
+    while (!this.#draining.signal.aborted) {
+      await this.#waitForFreeSlot();
+      if (this.#draining.signal.aborted) return;
+      try {
+        const result = await readInput(blocking, keys, consumer, from, Math.min(this.#freeSlots(), batch), 2000);
+        if (from !== '>') {
+          if (result.lastId === undefined) {
+            from = '>';
+            continue;
+          }
+          from = result.lastId;
+        }
+        await this.#accept(result, undefined);
+      } catch (err) {
+        if (this.#draining.signal.aborted) return;
+        this.#log.warn({ err }, 'reading the input stream failed; retrying');
+        await sleep(500, this.#draining.signal);
+      }
+    }
+  }
+
+  async #recover(): Promise<void> {
+    const { config, keys, consumer, redis } = this.#deps;
+    while (!this.#draining.signal.aborted) {
+      await sleep(config.worker.claimIntervalMs, this.#draining.signal);
+      if (this.#draining.signal.aborted) return;
+      try {
+        await this.#touchRunning();
+        // Take over idle entries while there is room, a page at a time.
+        while (this.#freeSlots() > 0 && !this.#draining.signal.aborted) {
+          const count = Math.min(this.#freeSlots(), config.worker.batchSize);
+          const claimed = await claimIdle(redis, keys, consumer, config.worker.claimIdleMs, this.#claimCursor, count);
+          this.#claimCursor = claimed.cursor;
+          if (claimed.deleted.length > 0) {
+            this.#deps.metrics.deletedEntries.inc(claimed.deleted.length);
+            this.#log.error(
+              { entryIds: claimed.deleted },
+              'pending entries were deleted from the input stream before they were transformed; their messages are lost',
+            );
+            await discardEntries(redis, keys, claimed.deleted);
+          }
+          const fresh = claimed.entries.filter((e) => !this.#running.has(e.entryId));
+          if (fresh.length > 0 || claimed.malformed.length > 0) {
+            this.#deps.metrics.claimed.inc(fresh.length);
+            this.#log.info({ count: fresh.length }, 'took over entries left idle by a stopped or crashed worker');
+            const counts = await deliveryCounts(
+              redis,
+              keys,
+              consumer,
+              fresh.map((e) => e.entryId),
+            );
+            await this.#accept({ entries: fresh, malformed: claimed.malformed }, counts);
+          }
+          if (this.#claimCursor === '0-0') break;
+        }
+        this.#lastRecoveryAt = Date.now();
+      } catch (err) {
+        if (this.#draining.signal.aborted) return;
+        this.#log.warn({ err }, 'recovering idle entries failed; retrying');
+      }
+    }
+  }
+
+  /** Resets the idle time of entries that have been running for a while. */
+  async #touchRunning(): Promise<void> {
+    const now = Date.now();
+    const threshold = this.#deps.config.worker.claimIdleMs / 3;
+    const stale = [...this.#running.values()].filter((r) => now - r.lastTouched >= threshold);
+    if (stale.length === 0) return;
+    await touchEntries(
+      this.#deps.redis,
+      this.#deps.keys,
+      this.#deps.consumer,
+      stale.map((r) => r.entry.entryId),
+    );
+    for (const r of stale) r.lastTouched = now;
+  }
+
+  async #accept(result: ReadResult, deliveries: Map<string, number> | undefined): Promise<void> {
+    if (result.malformed.length > 0) {
+      this.#log.warn({ entryIds: result.malformed }, 'dropping input entries that carry no message');
+      await discardEntries(this.#deps.redis, this.#deps.keys, result.malformed);
+    }
+    for (const entry of result.entries) {
+      if (this.#running.has(entry.entryId)) continue;
+      this.#dispatch(entry, deliveries?.get(entry.entryId) ?? 1);
+    }
+  }
+
+  #dispatch(entry: InputEntry, deliveries: number): void {
+    const { config, metrics } = this.#deps;
+    this.#running.set(entry.entryId, { entry, lastTouched: Date.now() });
+    metrics.inFlight.set(this.#running.size);
+    const maxDeliveries = config.transform.maxAttempts * DELIVERIES_PER_ATTEMPT;
+    const settle: Promise<Settled | undefined> =
+      deliveries > maxDeliveries
+        ? Promise.resolve({
+            kind: 'dead',
+            attempts: deliveries,
+            body: `TRANSFORM_ABANDONED: delivered to workers ${deliveries} times without settling (crashing workers?)`,
+          })
+        : runTransform(entry, {
+            transform: this.#deps.transform,
+            settings: config.transform,
+            logger: this.#log,
+            draining: this.#draining.signal,
+            abort: this.#abort.signal,
+            onAttempt: (outcome, seconds) => metrics.duration.observe({ outcome }, seconds),
+          });
+    void settle
+      .then(async (settled) => {
+        if (!settled) {
+          this.#interrupted.add(entry.entryId);
+          return;
+        }
+        metrics.transforms.inc({ outcome: settled.kind });
+        await this.#completer.submit({ entry, ...settled });
+        this.#running.delete(entry.entryId);
+      })
+      .catch((err: unknown) => {
+        // Unreachable by design (runTransform settles every error); keep the entry pending.
+        this.#log.error({ err, entryId: entry.entryId }, 'unexpected error settling an entry; a peer will retry it');
+        this.#running.delete(entry.entryId);
+      })
+      .finally(() => {
+        metrics.inFlight.set(this.#running.size);
+        this.#wakeSlotWaiters();
+      });
+  }
+
+  #freeSlots(): number {
+    return this.#deps.config.env.WORKER_CONCURRENCY - this.#running.size;
+  }
+
+  async #waitForFreeSlot(): Promise<void> {
+    while (this.#freeSlots() <= 0 && !this.#draining.signal.aborted) {
+      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+    }
+  }
+
+  #waitForSlotChange(deadline: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      this.#slotWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #wakeSlotWaiters(): void {
+    const waiters = this.#slotWaiters;
+    this.#slotWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * The contract between a sender lane and a destination adapter: send one message, say whether
+ * it was taken, and whether a failure is worth retrying.
+ */
+
+/** One message to deliver. */
+export interface DeliveryRequest {
+  destination: string;
+  sequence: number;
+  messageId: string;
+  /** The transformed payload, as JSON text (sent as is, never re-encoded). */
+  payload: string;
+}
+
+/** What one delivery attempt came to. */
+export type DeliveryOutcome =
+  | { ok: true; status?: number }
+  | {
+      ok: false;
+      /** Worth another attempt (5xx, 408, 409, 425, 429, timeouts, network errors). */
+      retryable: boolean;
+      status?: number;
+      /** A short reason for logs and dead letters. */
+      error: string;
+      /** A destination's Retry-After, in ms, where it sent one. */
+      retryAfterMs?: number;
+    };
+
+/** A destination adapter. */
+export interface Delivery {
+  /** One attempt; never throws for delivery failures, only reports them. */
+  send(request: DeliveryRequest, signal?: AbortSignal): Promise<DeliveryOutcome>;
+  close(): Promise<void>;
+}
+
+/**
+ * The `Idempotency-Key` of one message to one destination: the same on every redelivery, and
+ * different for different messages even when a client reuses an id after its TTL.
+ */
+export function idempotencyKey(request: Pick<DeliveryRequest, 'destination' | 'sequence' | 'messageId'>): string {
+  return `${request.destination}:${request.sequence}:${request.messageId}`;
+}

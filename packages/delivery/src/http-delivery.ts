@@ -1,0 +1,78 @@
+/**
+ * HTTP delivery: `POST <url>` with the payload as JSON and the contract's headers
+ * (`Idempotency-Key`, `Reseq-Sequence`, `Reseq-Message-Id`). A 2xx counts as delivered.
+ * Connections are kept alive in an undici pool per destination.
+ */
+import type { HttpDestinationConfig } from '@reseq/config';
+import { Pool, errors as undiciErrors } from 'undici';
+import { idempotencyKey, type Delivery, type DeliveryOutcome, type DeliveryRequest } from './delivery.js';
+
+/** Statuses below 500 that still mean "try again later". */
+const RETRYABLE_4XX = new Set([408, 409, 425, 429]);
+
+function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return undefined;
+  const seconds = Number(text);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** Delivers to one HTTP destination. */
+export class HttpDelivery implements Delivery {
+  readonly #pool: Pool;
+  readonly #path: string;
+  readonly #config: HttpDestinationConfig;
+
+  constructor(config: HttpDestinationConfig) {
+    const url = new URL(config.url);
+    this.#config = config;
+    this.#path = `${url.pathname}${url.search}`;
+    this.#pool = new Pool(url.origin, {
+      connections: 4,
+      pipelining: 1,
+      headersTimeout: config.timeoutMs,
+      bodyTimeout: config.timeoutMs,
+      connectTimeout: Math.min(config.timeoutMs, 10_000),
+    });
+  }
+
+  async send(request: DeliveryRequest, signal?: AbortSignal): Promise<DeliveryOutcome> {
+    try {
+      const response = await this.#pool.request({
+        method: 'POST',
+        path: this.#path,
+        headers: {
+          ...this.#config.headers,
+          'content-type': 'application/json',
+          'idempotency-key': idempotencyKey(request),
+          'reseq-sequence': String(request.sequence),
+          'reseq-message-id': request.messageId,
+        },
+        body: request.payload,
+        signal,
+      });
+      // Drain the body so the connection goes back to the pool.
+      await response.body.dump();
+      const status = response.statusCode;
+      if (status >= 200 && status < 300) return { ok: true, status };
+      const retryable = status >= 500 || RETRYABLE_4XX.has(status);
+      return {
+        ok: false,
+        retryable,
+        status,
+        error: `HTTP ${status}`,
+        retryAfterMs: parseRetryAfter(response.headers['retry-after']),
+      };
+    } catch (err) {
+      const aborted = err instanceof undiciErrors.RequestAbortedError || signal?.aborted === true;
+      const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      return { ok: false, retryable: true, error: aborted ? 'aborted' : message };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}
