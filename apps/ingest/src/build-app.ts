@@ -27,7 +27,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { Counter } from 'prom-client';
 import { InvalidBodyError, MalformedJsonError, PayloadTooLargeError, RouteNotFoundError } from './errors.js';
 import { IngestBatcher } from './ingest-batcher.js';
-import { registerMessagesRoute } from './routes/messages.js';
+import { describeValidation, registerMessagesRoute } from './routes/messages.js';
 
 /** Options of {@link buildIngest}. */
 export interface IngestOptions {
@@ -83,6 +83,9 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.ingest.maxMessageBytes,
     return503OnClosing: true,
+    // fastify's ajv coerces types by default (`"id": 42` would pass as "42", `"destinations":
+    // "a"` as ["a"]) and silently drops unknown fields; the contract calls such bodies invalid.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   });
   // Clients that forget the content type still send JSON: parse every body as JSON.
   server.addContentTypeParser('*', { parseAs: 'string' }, server.getDefaultJsonParser('error', 'error'));
@@ -93,8 +96,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   server.setErrorHandler((error: FastifyError, request, reply) => {
     let coded;
     if (isReseqError(error)) coded = error;
-    else if (error.validation)
-      coded = new InvalidBodyError(`${error.validationContext ?? 'body'}${error.message.replace(/^body/, '')}`);
+    else if (error.validation) coded = new InvalidBodyError(describeValidation(error.validation));
     else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       coded = new PayloadTooLargeError(config.ingest.maxMessageBytes);
     else if (error.statusCode === 400 || error instanceof SyntaxError) coded = new MalformedJsonError(error);

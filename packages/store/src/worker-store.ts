@@ -112,16 +112,14 @@ export async function deliveryCounts(
 ): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   if (entryIds.length === 0) return counts;
-  const sorted = [...entryIds].sort(compareIds);
-  const reply = (await redis.xpending(
-    keys.input,
-    WORKER_GROUP,
-    sorted[0]!,
-    sorted[sorted.length - 1]!,
-    sorted.length * 2 + 10,
-    consumer,
-  )) as [string, string, number, number][];
-  for (const [id, , , times] of reply) counts.set(id, times);
+  // One exact XPENDING per id, in one round trip: a single range from the lowest to the highest
+  // id with a COUNT stops early when the consumer holds many other entries in between.
+  const pipeline = redis.pipeline();
+  for (const id of entryIds) pipeline.xpending(keys.input, WORKER_GROUP, id, id, 1, consumer);
+  for (const [err, reply] of (await pipeline.exec()) ?? []) {
+    if (err) throw err;
+    for (const [id, , , times] of reply as [string, string, number, number][]) counts.set(id, times);
+  }
   return counts;
 }
 

@@ -35,6 +35,34 @@ export const messageBodySchema = {
   additionalProperties: false,
 } as const;
 
+/** One ajv error, as fastify reports it. */
+interface ValidationIssue {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Turns the schema's findings into one sentence a client can act on. */
+export function describeValidation(issues: readonly ValidationIssue[]): string {
+  const destinationChoice = issues.some(
+    (i) =>
+      i.keyword === 'oneOf' || (i.keyword === 'required' && String(i.params.missingProperty).startsWith('destination')),
+  );
+  const rest = issues.filter(
+    (i) =>
+      i.keyword !== 'oneOf' &&
+      !(i.keyword === 'required' && String(i.params.missingProperty).startsWith('destination')),
+  );
+  const parts = rest.map((i) => {
+    if (i.keyword === 'additionalProperties') return `unknown field "${String(i.params.additionalProperty)}"`;
+    const field = i.instancePath ? i.instancePath.slice(1).replace(/\//g, '.') : 'body';
+    return `${field} ${i.message ?? 'is invalid'}`;
+  });
+  if (destinationChoice && rest.length === 0) parts.push('give exactly one of "destination" or "destinations"');
+  return parts.join('; ');
+}
+
 interface MessageBody {
   destination?: string;
   destinations?: string[];
