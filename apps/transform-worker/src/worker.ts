@@ -151,6 +151,7 @@ export class TransformWorker {
       } catch (err) {
         if (this.#draining.signal.aborted) return;
         this.#log.warn({ err }, 'reading the input stream failed; retrying');
+        await this.#recreateGroupIfGone(err);
         await sleep(500, this.#draining.signal);
       }
     }
@@ -194,7 +195,22 @@ export class TransformWorker {
       } catch (err) {
         if (this.#draining.signal.aborted) return;
         this.#log.warn({ err }, 'recovering idle entries failed; retrying');
+        await this.#recreateGroupIfGone(err);
       }
+    }
+  }
+
+  /**
+   * A Redis that restarted without its data (no persistence) has lost the consumer group while
+   * ingest's next XADD recreates the stream: create the group again instead of failing forever.
+   */
+  async #recreateGroupIfGone(err: unknown): Promise<void> {
+    if (!(err instanceof Error) || !err.message.includes('NOGROUP')) return;
+    try {
+      await ensureWorkerGroup(this.#deps.redis, this.#deps.keys);
+      this.#log.error('the consumer group was gone (Redis lost its data?); created it again');
+    } catch (cause) {
+      this.#log.warn({ err: cause }, 'could not create the consumer group again');
     }
   }
 
