@@ -82,7 +82,9 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     // One log line per request would cost more than the request at 20,000 messages a second.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.ingest.maxMessageBytes,
-    return503OnClosing: true,
+    // Not fastify's own 503 (no code, no Retry-After): while stopping, the route answers
+    // INGEST_SHUTTING_DOWN (see routes/messages.ts).
+    return503OnClosing: false,
     // fastify's ajv coerces types by default (`"id": 42` would pass as "42", `"destinations":
     // "a"` as ["a"]) and silently drops unknown fields; the contract calls such bodies invalid.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
@@ -107,6 +109,13 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     }
     if (coded.retryable) void reply.header('retry-after', '1');
     void reply.code(coded.statusCode).send(coded.toJSON());
+  });
+
+  // While stopping, close each connection after its answer: server.close() would otherwise
+  // wait for clients to let go of kept-alive connections (up to the keep-alive timeout, 72 s).
+  server.addHook('onSend', (_request, reply, payload, done) => {
+    if (stopping) void reply.header('connection', 'close');
+    done(null, payload);
   });
 
   registerMessagesRoute(server, {

@@ -46,6 +46,11 @@ export class ResultReader {
 
   async #run(): Promise<void> {
     const { redis, blocking, keys, batchSize, logger } = this.#options;
+    // A read queued while the connection reconnects never settles once stop() disconnected it
+    // (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
+    const stopped = new Promise<undefined>((resolve) =>
+      this.#stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }),
+    );
     while (!this.#stopping.signal.aborted) {
       const lanes = new Map(this.#options.lanes());
       if (lanes.size === 0) {
@@ -54,7 +59,8 @@ export class ResultReader {
       }
       try {
         const cursors = new Map([...lanes].map(([d, lane]) => [d, lane.cursor]));
-        const read = await readResults(blocking, keys, cursors, batchSize, BLOCK_MS);
+        const read = await Promise.race([readResults(blocking, keys, cursors, batchSize, BLOCK_MS), stopped]);
+        if (read === undefined) return;
         if (read.size === 0) continue;
         const batches = new Map<
           string,
