@@ -89,8 +89,11 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     // "a"` as ["a"]) and silently drops unknown fields; the contract calls such bodies invalid.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   });
-  // Clients that forget the content type still send JSON: parse every body as JSON.
-  server.addContentTypeParser('*', { parseAs: 'string' }, server.getDefaultJsonParser('error', 'error'));
+  // Every body is parsed as JSON whatever its content type (clients that send text/plain or
+  // forget the header still send JSON), with fastify's prototype-poisoning protection.
+  const parseJson = server.getDefaultJsonParser('error', 'error');
+  server.removeAllContentTypeParsers();
+  server.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
 
   server.setNotFoundHandler((request) => {
     throw new RouteNotFoundError(request.method, request.url);

@@ -21,6 +21,9 @@ import {
 import type { ProgressRecorder } from './progress-recorder.js';
 import type { SenderMetrics } from './sender-metrics.js';
 
+/** How long a lane waits before looking again at a lease that is not safely valid, in ms. */
+const LEASE_WAIT_MS = 100;
+
 /** How often a blocked lane looks whether an operator released it, in ms. */
 const BLOCKED_POLL_MS = 2000;
 
@@ -101,7 +104,9 @@ export class DestinationLane {
     const state = await loadLaneState(this.#deps.redis, this.#deps.keys, this.destination);
     this.#buffer = new ReorderBuffer(state.delivered);
     for (const result of state.buffered) this.#buffer.offer(result.sequence, result);
-    this.#blockedAt = state.blockedAt;
+    // A block marker at or below the delivered position is stale (left by a sender that lost
+    // its lease); it holds nothing back.
+    this.#blockedAt = state.blockedAt !== undefined && state.blockedAt > state.delivered ? state.blockedAt : undefined;
     this.#deps.metrics.delivered.set({ destination: this.destination }, state.delivered);
     this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
     this.#deps.metrics.blocked.set({ destination: this.destination }, state.blockedAt === undefined ? 0 : 1);
@@ -168,9 +173,15 @@ export class DestinationLane {
       payload: result.body,
     };
     for (let attempt = 1; ; attempt++) {
+      if (this.#stopping.signal.aborted) return 'stopped';
       // Never start a send on a lease that may have run out: a paused sender must not deliver
-      // out of turn after a peer took over.
-      if (this.#stopping.signal.aborted || !this.#deps.leaseValid()) return 'stopped';
+      // out of turn after a peer took over. Wait for the lease manager to renew it (or to stop
+      // this lane when it is lost) without holding up the event loop.
+      if (!this.#deps.leaseValid()) {
+        await sleep(LEASE_WAIT_MS, this.#stopping.signal);
+        attempt--;
+        continue;
+      }
       const outcome = await delivery.send(request, this.#lost.signal);
       if (outcome.ok) {
         metrics.deliveries.inc({ destination: this.destination, outcome: 'delivered' });

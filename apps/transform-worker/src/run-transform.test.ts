@@ -1,7 +1,7 @@
 import { createLogger } from '@reseq/runtime';
 import type { InputEntry } from '@reseq/store';
 import { describe, expect, it } from 'vitest';
-import type { TransformFn } from './load-transform.js';
+import { identityTransform, type TransformFn } from './load-transform.js';
 import { runTransform } from './run-transform.js';
 
 const entry: InputEntry = {
@@ -36,9 +36,29 @@ describe('runTransform', () => {
     expect(settled).toEqual({ kind: 'value', attempts: 1, body: '{"charged":10}' });
   });
 
-  it('null (or undefined) delivers nothing', async () => {
+  it('null delivers nothing', async () => {
     expect(await run(() => null)).toEqual({ kind: 'none', attempts: 1, body: '' });
-    expect(await run(() => undefined)).toEqual({ kind: 'none', attempts: 1, body: '' });
+  });
+
+  it('undefined (a forgotten return) dead-letters instead of dropping silently', async () => {
+    const settled = await run(() => undefined);
+    expect(settled).toMatchObject({ kind: 'dead', attempts: 1 });
+    expect(settled?.body).toMatch(/^TRANSFORM_RETURNED_UNDEFINED/);
+  });
+
+  it('the identity transform delivers the payload as it came, null included', async () => {
+    expect(await run(identityTransform)).toEqual({ kind: 'value', attempts: 1, body: '{"amount":5}' });
+    const settled = await runTransform(
+      { ...entry, payload: 'null' },
+      {
+        transform: identityTransform,
+        settings,
+        logger,
+        draining: new AbortController().signal,
+        abort: new AbortController().signal,
+      },
+    );
+    expect(settled).toEqual({ kind: 'value', attempts: 1, body: 'null' });
   });
 
   it('retries a throwing transform with increasing attempt numbers until it succeeds', async () => {

@@ -7,7 +7,7 @@
 import type { ReseqConfig } from '@reseq/config';
 import { backoffDelay, sleep, type Logger } from '@reseq/runtime';
 import type { InputEntry, ResultKind } from '@reseq/store';
-import type { TransformFn } from './load-transform.js';
+import { identityTransform, type TransformFn } from './load-transform.js';
 
 /** How one entry settled. */
 export interface Settled {
@@ -52,6 +52,8 @@ export interface RunTransformOptions {
 export async function runTransform(entry: InputEntry, options: RunTransformOptions): Promise<Settled | undefined> {
   const { settings, draining } = options;
   const log = options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence });
+  // The identity transform delivers the payload as it came, without decoding it at all.
+  if (options.transform === identityTransform) return { kind: 'value', attempts: 1, body: entry.payload };
   const payload: unknown = JSON.parse(entry.payload);
   for (let attempt = 1; ; attempt++) {
     if (draining.aborted) return undefined;
@@ -74,7 +76,15 @@ export async function runTransform(entry: InputEntry, options: RunTransformOptio
         timeout,
       ]);
       options.onAttempt?.('ok', (performance.now() - started) / 1000);
-      if (value === null || value === undefined) return { kind: 'none', attempts: attempt, body: '' };
+      if (value === null) return { kind: 'none', attempts: attempt, body: '' };
+      if (value === undefined) {
+        // Almost always a forgotten `return`: dropping would lose every message silently.
+        return {
+          kind: 'dead',
+          attempts: attempt,
+          body: 'TRANSFORM_RETURNED_UNDEFINED: return the payload to deliver, or null to deliver nothing',
+        };
+      }
       let body: string | undefined;
       try {
         body = JSON.stringify(value);

@@ -156,7 +156,18 @@ export class TransformWorker {
           }
           from = result.lastId;
         }
-        await this.#accept(result, undefined);
+        // Own pending entries count their deliveries too: a worker that crashes on a message
+        // and restarts under the same name must not retry it forever.
+        const counts =
+          from === '>'
+            ? undefined
+            : await deliveryCounts(
+                this.#deps.redis,
+                keys,
+                consumer,
+                result.entries.map((e) => e.entryId),
+              );
+        await this.#accept(result, counts);
       } catch (err) {
         if (this.#draining.signal.aborted) return;
         this.#log.warn({ err }, 'reading the input stream failed; retrying');

@@ -31,9 +31,16 @@ const REDACT = [
 
 /** Creates the root logger of an app. */
 export function createLogger(options: LoggerOptions): Logger {
+  // An invalid level must not crash before the config check can report it as CONFIG_INVALID.
+  const level =
+    options.level && options.level in pino.levels.values
+      ? options.level
+      : options.level === 'silent'
+        ? 'silent'
+        : 'info';
   return pino(
     {
-      level: options.level ?? 'info',
+      level,
       base: { app: options.app, pid: process.pid },
       redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
