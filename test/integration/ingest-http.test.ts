@@ -317,3 +317,37 @@ describe('ingest and its Redis', () => {
     expect(await second.stop()).toBe(0);
   });
 });
+
+describe('ingest backpressure per destination', () => {
+  it('answers 429 DESTINATION_BACKLOG_FULL with Retry-After for a destination at its window, while others flow', async () => {
+    const h = new Harness('ingest window', inject('redisUrl'));
+    try {
+      // No sender runs: nothing is ever delivered, so destination a fills its window of 3.
+      const config = await h.config({
+        destinations: { a: { type: 'http', url: NOWHERE }, b: { type: 'http', url: NOWHERE } },
+        ingest: { destinationWindow: 3 },
+      });
+      const ingest = await h.start('ingest', config);
+      const url = `${ingestUrl(ingest)}/v1/messages`;
+      for (const n of [1, 2, 3]) expect((await post(url, { destination: 'a', payload: { n } })).status).toBe(202);
+      const before = await snapshot(h);
+
+      const refused = await post(url, { destination: 'a', payload: { n: 4 }, id: 'retry-me' });
+      expectError(refused, 429, 'DESTINATION_BACKLOG_FULL');
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(await snapshot(h)).toEqual(before);
+
+      // The other destination is not held back.
+      const other = await post(url, { destination: 'b', payload: { n: 1 } });
+      expect(other.status, other.text).toBe(202);
+
+      // Once a's delivered position moves (a sender delivered one), the retry with the same id is accepted.
+      await h.redis.hset(h.key('pos'), 'a', 1);
+      const retried = await post(url, { destination: 'a', payload: { n: 4 }, id: 'retry-me' });
+      expect(retried.status, retried.text).toBe(202);
+      expect(retried.body.sequences).toEqual({ a: 4 });
+    } finally {
+      await h.cleanup();
+    }
+  });
+});

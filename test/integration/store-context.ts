@@ -58,7 +58,7 @@ export async function openStore(testName: string): Promise<StoreContext> {
 }
 
 /** Ingest options for tests: a day of de-duplication, a backlog limit that is never hit. */
-export const INGEST = { idempotencyTtlSeconds: 86_400, maxBacklog: 1_000_000 } as const;
+export const INGEST = { idempotencyTtlSeconds: 86_400, maxBacklog: 1_000_000, destinationWindow: 1_000_000 } as const;
 
 /** Writes one message (no client id unless given) and returns its sequences. */
 export async function ingest(

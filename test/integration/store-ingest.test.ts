@@ -173,7 +173,7 @@ describe('writeIngestBatch: client retries', () => {
       ctx.redis,
       ctx.keys,
       [message('same-generated', ['billing'], 1, false), message('same-generated', ['billing'], 2, false)],
-      { idempotencyTtlSeconds: 120, maxBacklog: 1000 },
+      { idempotencyTtlSeconds: 120, maxBacklog: 1000, destinationWindow: 1000 },
     );
     expect(outcomes.map((o) => o.sequences.billing)).toEqual([1, 2]);
     expect(await ctx.redis.exists(ctx.keys.clientId('same-generated'))).toBe(0);
@@ -181,6 +181,7 @@ describe('writeIngestBatch: client retries', () => {
     await writeIngestBatch(ctx.redis, ctx.keys, [message('client-1', ['billing'], 3)], {
       idempotencyTtlSeconds: 120,
       maxBacklog: 1000,
+      destinationWindow: 1000,
     });
     const ttl = await ctx.redis.ttl(ctx.keys.clientId('client-1'));
     expect(ttl).toBeGreaterThan(110);
@@ -190,7 +191,7 @@ describe('writeIngestBatch: client retries', () => {
 
 describe('writeIngestBatch: backlog limit', () => {
   it('refuses a batch with BACKLOG_FULL (429) once the input stream is at the limit, and writes nothing', async () => {
-    const limits = { idempotencyTtlSeconds: 60, maxBacklog: 3 };
+    const limits = { idempotencyTtlSeconds: 60, maxBacklog: 3, destinationWindow: 1000 };
     await writeIngestBatch(
       ctx.redis,
       ctx.keys,
@@ -219,5 +220,31 @@ describe('writeIngestBatch: backlog limit', () => {
     await ctx.redis.xdel(ctx.keys.input, oldest!.entryId);
     const [retry] = await writeIngestBatch(ctx.redis, ctx.keys, [message('c', ['billing'], 3)], limits);
     expect(retry).toEqual({ duplicate: false, sequences: { billing: 3 } });
+  });
+});
+
+describe('writeIngestBatch: destination window', () => {
+  it('refuses only the messages of a destination whose window is full, and writes nothing for them', async () => {
+    const limits = { idempotencyTtlSeconds: 60, maxBacklog: 1000, destinationWindow: 2 };
+    await writeIngestBatch(ctx.redis, ctx.keys, [message('a', ['billing'], 1), message('b', ['billing'], 2)], limits);
+    const before = await ctx.redis.xlen(ctx.keys.input);
+
+    // billing has 2 accepted, 0 delivered: full. A message to billing and ledger is refused as a
+    // whole; ledger alone still flows.
+    const outcomes = await writeIngestBatch(
+      ctx.redis,
+      ctx.keys,
+      [message('c', ['billing', 'ledger'], 3), message('d', ['ledger'], 4)],
+      limits,
+    );
+    expect(outcomes[0]).toEqual({ duplicate: false, sequences: {}, windowFull: 'billing' });
+    expect(outcomes[1]).toEqual({ duplicate: false, sequences: { ledger: 1 } });
+    expect(await ctx.redis.xlen(ctx.keys.input)).toBe(before + 1);
+    expect(await ctx.redis.exists(ctx.keys.clientId('c'))).toBe(0);
+
+    // Once billing's delivered position moves, it takes messages again, with no gap.
+    await ctx.redis.hset(ctx.keys.delivered, 'billing', 1);
+    const [retry] = await writeIngestBatch(ctx.redis, ctx.keys, [message('c', ['billing', 'ledger'], 3)], limits);
+    expect(retry).toEqual({ duplicate: false, sequences: { billing: 3, ledger: 2 } });
   });
 });

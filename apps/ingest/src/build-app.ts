@@ -7,6 +7,7 @@ import type { ReseqConfig } from '@reseq/config';
 import {
   createMetrics,
   evaluateReadiness,
+  faultPoint,
   isReseqError,
   startOpsServer,
   toReseqError,
@@ -64,10 +65,14 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
 
   const batcher = new IngestBatcher(async (requests) => {
     try {
-      return await writeIngestBatch(redis, keys, requests, {
+      const outcomes = await writeIngestBatch(redis, keys, requests, {
         idempotencyTtlSeconds: config.ingest.idempotencyTtlSeconds,
         maxBacklog: config.ingest.maxBacklog,
+        destinationWindow: config.ingest.destinationWindow,
       });
+      // Crash tests: durable in Redis, no 202 sent yet.
+      faultPoint('ingest-after-write');
+      return outcomes;
     } catch (err) {
       throw toStoreError(err);
     }
@@ -126,6 +131,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     batcher,
     accepted,
     isStopping: () => stopping,
+    destinationWindow: config.ingest.destinationWindow,
   });
   server.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   server.get('/readyz', async (_request, reply) => {

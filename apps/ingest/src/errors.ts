@@ -42,6 +42,21 @@ export class PayloadTooLargeError extends ReseqError {
   }
 }
 
+/**
+ * `DESTINATION_BACKLOG_FULL` (429, retryable): the destination already has its window of
+ * messages accepted but not delivered (it is blocked or slow); retry later with the same id.
+ */
+export class DestinationBacklogFullError extends ReseqError {
+  override readonly name = 'DestinationBacklogFullError';
+  constructor(destination: string, window: number) {
+    super(
+      'DESTINATION_BACKLOG_FULL',
+      `destination ${destination} has ${window} messages waiting for delivery; retry later with the same id`,
+      { statusCode: 429, retryable: true, context: { destination, window } },
+    );
+  }
+}
+
 /** `INGEST_SHUTTING_DOWN` (503, retryable): ingest is stopping; retry on another instance. */
 export class ShuttingDownError extends ReseqError {
   override readonly name = 'ShuttingDownError';

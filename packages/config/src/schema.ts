@@ -87,6 +87,12 @@ export const fileSchema = z
         maxBatch: z.number().int().min(1).max(10_000).default(500),
         /** Answer 429 while the input stream holds more than this many entries. */
         maxBacklog: z.number().int().min(1).default(1_000_000),
+        /**
+         * Most messages one destination may have accepted but not yet delivered. Past it, ingest
+         * answers 429 for that destination only, so a blocked or slow destination cannot fill
+         * Redis, the workers or its reorder buffer while the others flow.
+         */
+        destinationWindow: z.number().int().min(1).default(10_000),
       })
       .strict()
       .prefault({}),

@@ -5,15 +5,19 @@
   (HINCRBY) and append one entry to the input stream, in one atomic step, so a sequence is
   never given out without the entry that makes the message durable, and never twice.
   A message whose client id was seen before gets its stored sequences back and writes nothing.
+  A message for a destination that already has `window` messages accepted but not delivered is
+  refused (nothing written for it); the other messages of the batch go on.
 
   KEYS[1]   sequences hash: destination -> last assigned sequence
   KEYS[2]   input stream
-  KEYS[3..] one idempotency key per message that carries a client id
+  KEYS[3]   delivered hash: destination -> last delivered sequence
+  KEYS[4..] one idempotency key per message that carries a client id
 
   ARGV[1]   accept time, ms since the epoch (stored on each entry as `t`)
   ARGV[2]   idempotency TTL in seconds
   ARGV[3]   backlog limit: refuse the batch while the input stream holds this many entries
-  ARGV[4]   number of messages N
+  ARGV[4]   destination window: most sequences assigned but not yet delivered per destination
+  ARGV[5]   number of messages N
   then per message:
             index into KEYS of its idempotency key (0: the message has no client id)
             message id
@@ -21,20 +25,22 @@
             payload (JSON text)
 
   Returns   an array of N strings, "+" (new) or "=" (seen before) followed by
-            "<destination>\n<sequence>" pairs joined by "\n";
+            "<destination>\n<sequence>" pairs joined by "\n", or "!" followed by the name of
+            a destination whose window is full (nothing written for that message);
             or the single string "BACKLOG" when the backlog limit is reached (nothing written).
 ]]
 local now = ARGV[1]
 local ttl = ARGV[2]
 local backlogLimit = tonumber(ARGV[3])
-local count = tonumber(ARGV[4])
+local window = tonumber(ARGV[4])
+local count = tonumber(ARGV[5])
 
 if redis.call('XLEN', KEYS[2]) >= backlogLimit then
   return 'BACKLOG'
 end
 
 local out = {}
-local i = 5
+local i = 6
 for m = 1, count do
   local keyIndex = tonumber(ARGV[i])
   local id = ARGV[i + 1]
@@ -44,8 +50,22 @@ for m = 1, count do
   if keyIndex > 0 then
     seen = redis.call('GET', KEYS[keyIndex])
   end
+  local full = false
+  if not seen then
+    for j = 1, destCount do
+      local dest = ARGV[i + 2 + j]
+      local assigned = tonumber(redis.call('HGET', KEYS[1], dest) or '0')
+      local delivered = tonumber(redis.call('HGET', KEYS[3], dest) or '0')
+      if assigned - delivered >= window then
+        full = dest
+        break
+      end
+    end
+  end
   if seen then
     out[m] = '=' .. seen
+  elseif full then
+    out[m] = '!' .. full
   else
     local parts = {}
     for j = 1, destCount do

@@ -23,12 +23,16 @@ export interface IngestOutcome {
   sequences: Record<string, number>;
   /** The client id was seen before: nothing was written, `sequences` are the stored ones. */
   duplicate: boolean;
+  /** A destination whose window was full: nothing was written for this message. */
+  windowFull?: string;
 }
 
 /** Options of {@link writeIngestBatch}. */
 export interface IngestBatchOptions {
   idempotencyTtlSeconds: number;
   maxBacklog: number;
+  /** Most messages a destination may have accepted but not yet delivered. */
+  destinationWindow: number;
   now?: number;
 }
 
@@ -49,11 +53,12 @@ export async function writeIngestBatch(
   requests: readonly IngestRequest[],
   options: IngestBatchOptions,
 ): Promise<IngestOutcome[]> {
-  const scriptKeys = [keys.sequences, keys.input];
+  const scriptKeys = [keys.sequences, keys.input, keys.delivered];
   const args: (string | number)[] = [
     options.now ?? Date.now(),
     options.idempotencyTtlSeconds,
     options.maxBacklog,
+    options.destinationWindow,
     requests.length,
   ];
   for (const request of requests) {
@@ -66,8 +71,9 @@ export async function writeIngestBatch(
   }
   const reply = await runScript(redis, 'ingest', scriptKeys, args);
   if (reply === 'BACKLOG') throw new BacklogFullError();
-  return (reply as string[]).map((line) => ({
-    duplicate: line.startsWith('='),
-    sequences: parseRecord(line.slice(1)),
-  }));
+  return (reply as string[]).map((line) =>
+    line.startsWith('!')
+      ? { duplicate: false, sequences: {}, windowFull: line.slice(1) }
+      : { duplicate: line.startsWith('='), sequences: parseRecord(line.slice(1)) },
+  );
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { DESTINATION_NAME_PATTERN, MESSAGE_ID_PATTERN } from '@reseq/config';
 import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
-import { ShuttingDownError, UnknownDestinationError } from '../errors.js';
+import { DestinationBacklogFullError, ShuttingDownError, UnknownDestinationError } from '../errors.js';
 import type { IngestBatcher } from '../ingest-batcher.js';
 
 /** Most destinations one message may name. */
@@ -76,6 +76,8 @@ export interface MessagesRouteOptions {
   batcher: IngestBatcher;
   accepted: Counter<'destination'>;
   isStopping: () => boolean;
+  /** The configured destination window (for the 429's message). */
+  destinationWindow: number;
 }
 
 /** Registers `POST /v1/messages`. */
@@ -93,6 +95,7 @@ export function registerMessagesRoute(app: FastifyInstance, options: MessagesRou
       destinations,
       payload: JSON.stringify(body.payload),
     });
+    if (outcome.windowFull) throw new DestinationBacklogFullError(outcome.windowFull, options.destinationWindow);
     if (!outcome.duplicate) for (const d of destinations) options.accepted.inc({ destination: d });
     return reply.code(202).send({ id, sequences: outcome.sequences });
   });
