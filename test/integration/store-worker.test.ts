@@ -13,6 +13,7 @@ import {
   handBackEntries,
   readInput,
   touchEntries,
+  trimInput,
   type InputEntry,
   type ReseqRedis,
 } from '@reseq/store';
@@ -382,5 +383,25 @@ describe('taking over entries', () => {
       [e2!.entryId]: 'stopping',
       [e3!.entryId]: 'peer',
     });
+  });
+});
+
+describe('trimInput', () => {
+  it('trims below the oldest entry still pending or unread, never a needed one', async () => {
+    await seed(5);
+    const read = await readInput(blocking, ctx.keys, 'w1', '>', 3, 100);
+    const [e1, e2, e3] = read.entries.map((e) => e.entryId);
+    // Acknowledged without being deleted (a foreign consumer, an operator): only these may go.
+    await ctx.redis.xack(ctx.keys.input, WORKER_GROUP, e1!);
+    expect(await trimInput(ctx.redis, ctx.keys)).toBe(1);
+    expect((await ctx.redis.xrange(ctx.keys.input, '-', '+')).map(([id]) => id)[0]).toBe(e2);
+
+    // Nothing pending: the bound is the first unread entry; the two unread ones stay.
+    await ctx.redis.xack(ctx.keys.input, WORKER_GROUP, e2!, e3!);
+    expect(await trimInput(ctx.redis, ctx.keys)).toBe(2);
+    expect(await ctx.redis.xlen(ctx.keys.input)).toBe(2);
+    const rest = await readInput(blocking, ctx.keys, 'w1', '>', 10, 100);
+    expect(rest.entries.map((e) => (JSON.parse(e.payload) as { n: number }).n)).toEqual([4, 5]);
+    expect(await trimInput(ctx.redis, ctx.keys)).toBe(0);
   });
 });

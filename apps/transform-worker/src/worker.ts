@@ -7,7 +7,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { ReseqConfig } from '@reseq/config';
-import { sleep, type Logger } from '@reseq/runtime';
+import { faultPoint, sleep, type Logger } from '@reseq/runtime';
 import {
   claimIdle,
   completeBatch,
@@ -17,6 +17,7 @@ import {
   handBackEntries,
   readInput,
   touchEntries,
+  trimInput,
   type InputEntry,
   type KeySchema,
   type ReadResult,
@@ -47,6 +48,9 @@ interface Running {
   lastTouched: number;
 }
 
+/** How often a worker compacts the input stream (trimInput), in ms. */
+const TRIM_INTERVAL_MS = 60_000;
+
 /** Entries delivered this many times without settling are dead-lettered (crash loops). */
 const DELIVERIES_PER_ATTEMPT = 2;
 
@@ -64,6 +68,7 @@ export class TransformWorker {
   #recoveryLoop: Promise<void> | undefined;
   #claimCursor = '0-0';
   #lastRecoveryAt = 0;
+  #lastTrimAt = 0;
 
   constructor(deps: WorkerDeps) {
     this.#deps = deps;
@@ -71,7 +76,12 @@ export class TransformWorker {
     setMaxListeners(0, this.#draining.signal, this.#abort.signal);
     this.#log = deps.logger.child({ component: 'worker', consumer: deps.consumer });
     this.#completer = new CompletionBatcher(
-      (outcomes) => completeBatch(deps.redis, deps.keys, outcomes),
+      async (outcomes) => {
+        const written = await completeBatch(deps.redis, deps.keys, outcomes);
+        // Crash tests: results written and entries acknowledged (one script), nothing else done.
+        faultPoint('worker-after-complete');
+        return written;
+      },
       deps.config.worker.batchSize,
       this.#log,
     );
@@ -210,6 +220,11 @@ export class TransformWorker {
             await this.#accept({ entries: fresh, malformed: claimed.malformed }, counts);
           }
           if (this.#claimCursor === '0-0') break;
+        }
+        if (Date.now() - this.#lastTrimAt >= TRIM_INTERVAL_MS) {
+          this.#lastTrimAt = Date.now();
+          const trimmed = await trimInput(redis, keys);
+          if (trimmed > 0) this.#log.debug({ trimmed }, 'trimmed the input stream below the oldest needed entry');
         }
         this.#lastRecoveryAt = Date.now();
       } catch (err) {

@@ -15,3 +15,4 @@ export {
 } from './ops-server.js';
 export { createMetrics, type Metrics } from './metrics.js';
 export { runApp, type RunningApp } from './lifecycle.js';
+export { faultPoint } from './fault-point.js';

@@ -190,14 +190,19 @@ export async function completeBatch(
 ): Promise<{ written: number; duplicates: number }> {
   const scriptKeys = [keys.input, keys.deadLetters];
   const keyIndex = new Map<string, number>();
+  // Position in KEYS (1-based, as Lua counts) of a key, added on first use.
+  const keyAt = (key: string): number => {
+    let index = keyIndex.get(key);
+    if (index === undefined) {
+      scriptKeys.push(key);
+      index = scriptKeys.length;
+      keyIndex.set(key, index);
+    }
+    return index;
+  };
   const args: (string | number)[] = [WORKER_GROUP, now, outcomes.length];
   for (const { entry, kind, attempts, body } of outcomes) {
-    let index = keyIndex.get(entry.destination);
-    if (index === undefined) {
-      scriptKeys.push(keys.results(entry.destination));
-      index = scriptKeys.length;
-      keyIndex.set(entry.destination, index);
-    }
+    const index = keyAt(keys.results(entry.destination));
     args.push(
       entry.entryId,
       index,
@@ -208,8 +213,34 @@ export async function completeBatch(
       attempts,
       body,
       kind === 'dead' ? `${entry.destination}\n${entry.payload}` : '',
+      kind === 'dead' ? keyAt(keys.deadLetterIndex(entry.destination)) : 0,
     );
   }
   const [written, duplicates] = (await runScript(redis, 'complete', scriptKeys, args)) as [number, number];
   return { written, duplicates };
+}
+
+/**
+ * Trims the input stream below the oldest entry any consumer group still needs (its oldest
+ * pending entry, else the first one it has not read), never by length: MAXLEN would silently drop
+ * pending or unread entries. Entries are deleted one by one once done, so this only compacts;
+ * it keeps memory flat in long runs whatever operators add to the stream. Safe against races:
+ * new entries only arrive above the computed bound, and a group's bound only moves up.
+ * @returns how many entries were trimmed.
+ */
+export async function trimInput(redis: Redis, keys: KeySchema): Promise<number> {
+  const groups = (await redis.xinfo('GROUPS', keys.input)) as (string | number)[][];
+  let bound: string | undefined;
+  for (const flat of groups) {
+    const info = new Map<string, string | number>();
+    for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]!);
+    const name = String(info.get('name'));
+    const summary = (await redis.xpending(keys.input, name)) as [number, string | null, string | null, unknown];
+    // The oldest pending entry, else the one right after the last delivered to the group.
+    const [ms = '0', seq = '0'] = String(info.get('last-delivered-id') ?? '0-0').split('-');
+    const needed = summary[1] ?? `${ms}-${BigInt(seq) + 1n}`;
+    if (bound === undefined || compareIds(needed, bound) < 0) bound = needed;
+  }
+  if (bound === undefined) return 0;
+  return (await redis.xtrim(keys.input, 'MINID', bound));
 }
