@@ -10,6 +10,7 @@ COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json tsconfig
 COPY apps/ingest/package.json apps/ingest/
 COPY apps/transform-worker/package.json apps/transform-worker/
 COPY apps/resequencer-sender/package.json apps/resequencer-sender/
+COPY apps/cli/package.json apps/cli/
 COPY packages/config/package.json packages/config/
 COPY packages/delivery/package.json packages/delivery/
 COPY packages/resequencer/package.json packages/resequencer/

@@ -20,6 +20,7 @@ import {
   createRedis,
   isRedisReady,
   KeySchema,
+  redisTarget,
   toStoreError,
   writeIngestBatch,
   type ReseqRedis,
@@ -29,6 +30,9 @@ import { Counter } from 'prom-client';
 import { InvalidBodyError, MalformedJsonError, PayloadTooLargeError, RouteNotFoundError } from './errors.js';
 import { IngestBatcher } from './ingest-batcher.js';
 import { describeValidation, registerMessagesRoute } from './routes/messages.js';
+
+/** Retryable answers that are expected while Redis or ingest is unavailable: not logged as errors. */
+const EXPECTED_503 = new Set(['REDIS_UNAVAILABLE', 'REDIS_REPLICAS_UNAVAILABLE', 'INGEST_SHUTTING_DOWN']);
 
 /** Options of {@link buildIngest}. */
 export interface IngestOptions {
@@ -46,7 +50,7 @@ export interface Ingest extends RunningApp {
 /** Starts ingest: connects to Redis, then listens on HTTP_PORT. */
 export async function buildIngest({ config, logger }: IngestOptions): Promise<Ingest> {
   const keys = new KeySchema(config.env.RESEQ_PREFIX);
-  const redis: ReseqRedis = createRedis({ url: config.env.REDIS_URL, name: 'ingest', logger, mode: 'fail-fast' });
+  const redis: ReseqRedis = createRedis({ target: redisTarget(config.env), name: 'ingest', logger, mode: 'fail-fast' });
   await connectRedis(redis);
 
   const { registry } = createMetrics('ingest');
@@ -112,7 +116,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     else if (error.statusCode === 400 || error instanceof SyntaxError) coded = new MalformedJsonError(error);
     else coded = toReseqError(error);
     rejected.inc({ code: coded.code });
-    if (coded.statusCode >= 500 && coded.code !== 'REDIS_UNAVAILABLE' && coded.code !== 'INGEST_SHUTTING_DOWN') {
+    if (coded.statusCode >= 500 && !EXPECTED_503.has(coded.code)) {
       request.log.error({ err: error }, 'request failed');
     }
     if (coded.retryable) void reply.header('retry-after', '1');

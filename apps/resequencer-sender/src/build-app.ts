@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { ReseqConfig } from '@reseq/config';
 import { createDelivery } from '@reseq/delivery';
 import { createMetrics, startOpsServer, type Logger, type OpsServer, type RunningApp } from '@reseq/runtime';
-import { connectRedis, createRedis, isRedisReady, KeySchema } from '@reseq/store';
+import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget } from '@reseq/store';
 import { ResequencerSender } from './sender.js';
 import { createSenderMetrics } from './sender-metrics.js';
 
@@ -21,8 +21,9 @@ export interface SenderOptions {
 /** Starts a resequencer-sender. */
 export async function buildSender({ config, logger }: SenderOptions): Promise<RunningApp> {
   const senderId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const redis = createRedis({ url: config.env.REDIS_URL, name: `sender:${senderId}`, logger, mode: 'wait' });
-  const blocking = createRedis({ url: config.env.REDIS_URL, name: `sender:${senderId}:read`, logger, mode: 'wait' });
+  const target = redisTarget(config.env);
+  const redis = createRedis({ target, name: `sender:${senderId}`, logger, mode: 'wait' });
+  const blocking = createRedis({ target, name: `sender:${senderId}:read`, logger, mode: 'wait' });
   await connectRedis(redis);
   await connectRedis(blocking);
   const deliveries = new Map(Object.entries(config.destinations).map(([name, d]) => [name, createDelivery(d)]));

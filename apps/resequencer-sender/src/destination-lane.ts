@@ -8,11 +8,12 @@
 import type { DestinationConfig } from '@reseq/config';
 import type { Delivery } from '@reseq/delivery';
 import { ReorderBuffer } from '@reseq/resequencer';
-import { backoffDelay, sleep, type Logger } from '@reseq/runtime';
+import { backoffDelay, faultPoint, sleep, type Logger } from '@reseq/runtime';
 import {
+  blockOnDeadLetter,
   deadLetterDelivery,
+  holdsDeadResult,
   loadLaneState,
-  markBlocked,
   readBlocked,
   type KeySchema,
   type ReseqRedis,
@@ -44,7 +45,7 @@ export interface LaneDeps {
 }
 
 /** How the lane's current sequence was settled. */
-type Settlement = 'delivered' | 'dropped' | 'skipped' | 'blocked' | 'stopped';
+type Settlement = 'delivered' | 'dropped' | 'skipped' | 'blocked' | 'stopped' | 'reloaded';
 
 /** A destination's in-order delivery loop. */
 export class DestinationLane {
@@ -54,6 +55,8 @@ export class DestinationLane {
   readonly #log: Logger;
   #buffer: ReorderBuffer<Result> = new ReorderBuffer();
   #blockedAt: number | undefined;
+  /** Sequence of the last dead letter counted in metrics, so a reload does not count it again. */
+  #countedDeadLetter: number | undefined;
   #wake: (() => void) | undefined;
   readonly #stopping = new AbortController();
   readonly #lost = new AbortController();
@@ -109,7 +112,7 @@ export class DestinationLane {
     this.#blockedAt = state.blockedAt !== undefined && state.blockedAt > state.delivered ? state.blockedAt : undefined;
     this.#deps.metrics.delivered.set({ destination: this.destination }, state.delivered);
     this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
-    this.#deps.metrics.blocked.set({ destination: this.destination }, state.blockedAt === undefined ? 0 : 1);
+    this.#deps.metrics.blocked.set({ destination: this.destination }, this.#blockedAt === undefined ? 0 : 1);
   }
 
   async #run(): Promise<void> {
@@ -125,13 +128,18 @@ export class DestinationLane {
           continue;
         }
         const settlement = await this.#settle(result);
-        if (settlement === 'stopped' || settlement === 'blocked') continue;
-        const recorded = await this.#deps.recorder.record({
-          destination: this.destination,
-          leaseValue: this.leaseValue,
-          from: result.sequence,
-          to: result.sequence,
-        });
+        if (settlement === 'stopped' || settlement === 'blocked' || settlement === 'reloaded') continue;
+        const recorded = await this.#deps.recorder.record(
+          {
+            destination: this.destination,
+            leaseValue: this.leaseValue,
+            from: result.sequence,
+            to: result.sequence,
+            skipped: settlement === 'skipped',
+          },
+          this.#stopping.signal,
+        );
+        faultPoint('sender-after-record');
         if (recorded === 'fenced') {
           this.#log.warn({ sequence: result.sequence }, 'lease lost while recording progress; stopping the lane');
           this.#deps.onFenced();
@@ -158,7 +166,7 @@ export class DestinationLane {
       case 'none':
         return 'dropped';
       case 'dead':
-        return this.#onDeadLetter(result, result.body);
+        return this.#onDeadLetter(result, result.body, 'transform');
       case 'value':
         return this.#deliver(result);
     }
@@ -182,8 +190,13 @@ export class DestinationLane {
         attempt--;
         continue;
       }
-      const outcome = await delivery.send(request, this.#lost.signal);
+      // Pause tests: the lease looked valid; the request is not written yet.
+      faultPoint('sender-before-send');
+      // The lease is checked again just before the request is written (see Delivery.send).
+      const outcome = await delivery.send(request, this.#lost.signal, this.#deps.leaseValid);
       if (outcome.ok) {
+        // Crash tests: the destination has it, the position in Redis does not say so yet.
+        faultPoint('sender-after-2xx');
         metrics.deliveries.inc({ destination: this.destination, outcome: 'delivered' });
         if (result.acceptedAt > 0)
           metrics.endToEnd.observe({ destination: this.destination }, (Date.now() - result.acceptedAt) / 1000);
@@ -193,7 +206,7 @@ export class DestinationLane {
         metrics.deliveries.inc({ destination: this.destination, outcome: 'rejected' });
         const reason = `DELIVERY_REJECTED: ${outcome.error}`;
         await deadLetterDelivery(this.#deps.redis, this.#deps.keys, this.destination, result, reason);
-        return this.#onDeadLetter(result, reason);
+        return this.#onDeadLetter(result, reason, 'delivery');
       }
       metrics.deliveries.inc({ destination: this.destination, outcome: 'retried' });
       const delay = Math.max(outcome.retryAfterMs ?? 0, backoffDelay(attempt, config.retry));
@@ -207,13 +220,20 @@ export class DestinationLane {
     }
   }
 
-  async #onDeadLetter(result: Result, reason: string): Promise<Settlement> {
-    this.#deps.metrics.deadLetters.inc({ destination: this.destination });
+  async #onDeadLetter(result: Result, reason: string, stage: 'transform' | 'delivery'): Promise<Settlement> {
+    const { redis, keys } = this.#deps;
+    // An operator may have retried or skipped a dead result while it sat in this lane's memory:
+    // act only on what Redis still holds (blocking checks that atomically with the marker).
     if (this.#deps.config.onDeadLetter === 'skip') {
+      if (stage === 'transform' && !(await holdsDeadResult(redis, keys, this.destination, result.sequence)))
+        return this.#reloadReleased(result);
+      this.#countDeadLetter(result);
       this.#log.warn({ sequence: result.sequence, id: result.id, reason }, 'dead letter skipped (onDeadLetter: skip)');
       return 'skipped';
     }
-    await markBlocked(this.#deps.redis, this.#deps.keys, this.destination, result.sequence);
+    if (!(await blockOnDeadLetter(redis, keys, this.destination, result.sequence, stage)))
+      return this.#reloadReleased(result);
+    this.#countDeadLetter(result);
     this.#blockedAt = result.sequence;
     this.#deps.metrics.blocked.set({ destination: this.destination }, 1);
     this.#log.error(
@@ -221,6 +241,18 @@ export class DestinationLane {
       'destination blocked by a dead letter (onDeadLetter: block); later messages wait for an operator',
     );
     return 'blocked';
+  }
+
+  #countDeadLetter(result: Result): void {
+    if (this.#countedDeadLetter === result.sequence) return;
+    this.#countedDeadLetter = result.sequence;
+    this.#deps.metrics.deadLetters.inc({ destination: this.destination });
+  }
+
+  async #reloadReleased(result: Result): Promise<Settlement> {
+    this.#log.info({ sequence: result.sequence, id: result.id }, 'dead letter released by an operator; reloading');
+    await this.#reload();
+    return 'reloaded';
   }
 
   /** While blocked, looks now and then whether an operator released the destination. */

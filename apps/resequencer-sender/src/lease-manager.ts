@@ -11,6 +11,7 @@ import {
   acquireLeases,
   releaseLeases,
   renewLeases,
+  ReplicasUnavailableError,
   senderHeartbeat,
   type KeySchema,
   type ReseqRedis,
@@ -74,7 +75,13 @@ export class LeaseManager {
 
   /** Runs the first tick (so leases are taken before this resolves) and starts the loop. */
   async start(): Promise<void> {
-    await this.#tick();
+    try {
+      await this.#tick();
+    } catch (err) {
+      // Too few replicas to confirm a lease: start without one; the loop tries again.
+      if (!(err instanceof ReplicasUnavailableError)) throw err;
+      this.#options.logger.warn({ err }, 'leases not confirmed by enough replicas; retrying');
+    }
     this.#loop = this.#run();
   }
 

@@ -4,12 +4,24 @@
  * `buffer` script call before handing the results to the lanes.
  */
 import { sleep, type Logger } from '@reseq/runtime';
-import { bufferResults, readResults, type KeySchema, type ReseqRedis, type ResultEntry } from '@reseq/store';
+import {
+  bufferResults,
+  readResults,
+  ReplicasUnavailableError,
+  type KeySchema,
+  type ReseqRedis,
+  type ResultEntry,
+} from '@reseq/store';
 import type { Redis } from 'ioredis';
 import type { DestinationLane } from './destination-lane.js';
 
 /** How long one XREAD blocks; also how soon a newly acquired lane joins the read. */
 const BLOCK_MS = 500;
+
+/** Pause before buffering a batch again that replicas did not confirm, in ms. */
+const UNCONFIRMED_RETRY_MS = 200;
+
+type Batches = Parameters<typeof bufferResults>[2];
 
 /** Options of {@link ResultReader}. */
 export interface ResultReaderOptions {
@@ -45,7 +57,7 @@ export class ResultReader {
   }
 
   async #run(): Promise<void> {
-    const { redis, blocking, keys, batchSize, logger } = this.#options;
+    const { blocking, keys, batchSize, logger } = this.#options;
     // A read queued while the connection reconnects never settles once stop() disconnected it
     // (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
     const stopped = new Promise<undefined>((resolve) =>
@@ -73,7 +85,7 @@ export class ResultReader {
           batches.set(destination, { ...batch, leaseValue: lane.leaseValue, lane });
         }
         if (batches.size === 0) continue;
-        const outcome = await bufferResults(redis, keys, batches);
+        const outcome = await this.#bufferConfirmed(batches);
         for (const [destination, batch] of batches) {
           if (outcome.get(destination) === -1) {
             this.#options.onFenced(destination);
@@ -88,6 +100,25 @@ export class ResultReader {
         if (this.#stopping.signal.aborted) return;
         logger.warn({ err }, 'reading results failed; retrying');
         await sleep(500, this.#stopping.signal);
+      }
+    }
+  }
+
+  /**
+   * Buffers a batch. Where replicas did not confirm it, buffers the same batch again (the
+   * script is idempotent; the entries are already gone from the result stream, so they cannot
+   * be read again) until they do: results reach the lanes only once confirmed.
+   */
+  async #bufferConfirmed(batches: Batches): Promise<Map<string, number>> {
+    const { redis, keys, logger } = this.#options;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bufferResults(redis, keys, batches);
+      } catch (err) {
+        if (!(err instanceof ReplicasUnavailableError) || this.#stopping.signal.aborted) throw err;
+        if (attempt === 1 || attempt % 10 === 0)
+          logger.warn({ err, attempt }, 'buffered results not confirmed by enough replicas; buffering again');
+        await sleep(UNCONFIRMED_RETRY_MS, this.#stopping.signal);
       }
     }
   }

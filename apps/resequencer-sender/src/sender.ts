@@ -38,7 +38,7 @@ export class ResequencerSender {
   constructor(deps: SenderDeps) {
     this.#deps = deps;
     this.#log = deps.logger.child({ component: 'sender', senderId: deps.senderId });
-    this.#recorder = new ProgressRecorder((steps) => advanceDelivered(deps.redis, deps.keys, steps));
+    this.#recorder = new ProgressRecorder((steps) => advanceDelivered(deps.redis, deps.keys, steps), this.#log);
     this.#leases = new LeaseManager({
       redis: deps.redis,
       keys: deps.keys,

@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import type { ReseqConfig } from '@reseq/config';
 import { createMetrics, startOpsServer, type Logger, type OpsServer, type RunningApp } from '@reseq/runtime';
-import { connectRedis, createRedis, isRedisReady, KeySchema } from '@reseq/store';
+import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget } from '@reseq/store';
 import { loadTransform, type TransformFn } from './load-transform.js';
 import { TransformWorker } from './worker.js';
 import { createWorkerMetrics } from './worker-metrics.js';
@@ -22,8 +22,9 @@ export interface WorkerOptions {
 export async function buildWorker({ config, logger, transform }: WorkerOptions): Promise<RunningApp> {
   const fn = transform ?? (await loadTransform(config.env.TRANSFORM_MODULE));
   const consumer = config.env.RESEQ_CONSUMER_NAME ?? `${hostname()}-${process.pid}`;
-  const redis = createRedis({ url: config.env.REDIS_URL, name: `worker:${consumer}`, logger, mode: 'wait' });
-  const blocking = createRedis({ url: config.env.REDIS_URL, name: `worker:${consumer}:read`, logger, mode: 'wait' });
+  const target = redisTarget(config.env);
+  const redis = createRedis({ target, name: `worker:${consumer}`, logger, mode: 'wait' });
+  const blocking = createRedis({ target, name: `worker:${consumer}:read`, logger, mode: 'wait' });
   await connectRedis(redis);
   await connectRedis(blocking);
   const { registry } = createMetrics('transform-worker');

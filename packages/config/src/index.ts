@@ -9,6 +9,7 @@ export {
   type HttpDestinationConfig,
   type EnvConfig,
   type FileConfig,
+  type HostPort,
   DESTINATION_NAME_PATTERN,
   MESSAGE_ID_PATTERN,
 } from './schema.js';

@@ -13,12 +13,49 @@ export const MESSAGE_ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
 
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** One `host:port` of a list such as REDIS_SENTINELS; an IPv6 host goes in brackets. */
+const HOST_PORT_PATTERN = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/;
+
+/** A network address of a Redis node or sentinel. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** A comma-separated `host:port` list, each entry checked (every bad one is reported). */
+const hostPortList = z.string().transform((list, ctx): HostPort[] => {
+  const out: HostPort[] = [];
+  for (const entry of list.split(',').map((e) => e.trim())) {
+    const match = HOST_PORT_PATTERN.exec(entry);
+    const port = Number(match?.[3]);
+    if (!match || port < 1 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" is not host:port (port 1-65535)` });
+      continue;
+    }
+    out.push({ host: match[1] ?? match[2]!, port });
+  }
+  return out;
+});
+
 /** The environment, as the contract names it. */
 export const envSchema = z.object({
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
     .default('redis://127.0.0.1:6379'),
+  /** Sentinels to ask for the master, in place of REDIS_URL's host and port. */
+  REDIS_SENTINELS: hostPortList.optional(),
+  /** The master's name in the sentinels' configuration. */
+  REDIS_SENTINEL_NAME: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,128}$/, 'printable, no spaces')
+    .default('mymaster'),
+  /** Password of the sentinels themselves (the master's comes from REDIS_URL). */
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /** Replicas that must confirm (WAIT) every write that counts; 0 confirms nothing. */
+  RESEQ_WAIT_REPLICAS: intFromEnv(0, 100).default(0),
+  /** How long one WAIT may block before the write counts as unconfirmed, in ms. */
+  RESEQ_WAIT_TIMEOUT_MS: intFromEnv(1, 60_000).default(2000),
   RESEQ_CONFIG: z.string().min(1).optional(),
   RESEQ_PREFIX: z
     .string()

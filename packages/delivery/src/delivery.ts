@@ -28,8 +28,13 @@ export type DeliveryOutcome =
 
 /** A destination adapter. */
 export interface Delivery {
-  /** One attempt; never throws for delivery failures, only reports them. */
-  send(request: DeliveryRequest, signal?: AbortSignal): Promise<DeliveryOutcome>;
+  /**
+   * One attempt; never throws for delivery failures, only reports them. `mayWrite` is asked at
+   * the last moment before the request goes on the wire (after connecting); when it answers
+   * false the attempt ends unsent, as a retryable failure. The sender passes its lease check, so
+   * a process paused between its own check and the write cannot send out of turn when it wakes.
+   */
+  send(request: DeliveryRequest, signal?: AbortSignal, mayWrite?: () => boolean): Promise<DeliveryOutcome>;
   close(): Promise<void>;
 }
 

@@ -4,7 +4,7 @@
  * Connections are kept alive in an undici pool per destination.
  */
 import type { HttpDestinationConfig } from '@reseq/config';
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { idempotencyKey, type Delivery, type DeliveryOutcome, type DeliveryRequest } from './delivery.js';
 
 /** Statuses below 500 that still mean "try again later". */
@@ -17,6 +17,33 @@ function parseRetryAfter(value: string | string[] | undefined): number | undefin
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
   const date = Date.parse(text);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** The attempt ended before the request was written, because `mayWrite` said no. */
+class NotWrittenError extends Error {
+  override readonly name = 'NotWrittenError';
+}
+
+/**
+ * An undici interceptor that asks `mayWrite` when the request is about to be written to its
+ * socket (undici calls `onRequestStart` right before writing, after any connect) and aborts it
+ * unwritten when the answer is no.
+ */
+function checkBeforeWrite(mayWrite: () => boolean): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (options, handler) =>
+    dispatch(options, {
+      onRequestStart(controller, context) {
+        handler.onRequestStart?.(controller, context);
+        if (!controller.aborted && !mayWrite()) controller.abort(new NotWrittenError('not sent: mayWrite said no'));
+      },
+      onRequestUpgrade: (controller, statusCode, headers, socket) =>
+        handler.onRequestUpgrade?.(controller, statusCode, headers, socket),
+      onResponseStart: (controller, statusCode, headers, statusMessage) =>
+        handler.onResponseStart?.(controller, statusCode, headers, statusMessage),
+      onResponseData: (controller, chunk) => handler.onResponseData?.(controller, chunk),
+      onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+      onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
+    });
 }
 
 /** Delivers to one HTTP destination. */
@@ -38,9 +65,10 @@ export class HttpDelivery implements Delivery {
     });
   }
 
-  async send(request: DeliveryRequest, signal?: AbortSignal): Promise<DeliveryOutcome> {
+  async send(request: DeliveryRequest, signal?: AbortSignal, mayWrite?: () => boolean): Promise<DeliveryOutcome> {
     try {
-      const response = await this.#pool.request({
+      const dispatcher = mayWrite ? this.#pool.compose(checkBeforeWrite(mayWrite)) : this.#pool;
+      const response = await dispatcher.request({
         method: 'POST',
         path: this.#path,
         headers: {
@@ -66,6 +94,7 @@ export class HttpDelivery implements Delivery {
         retryAfterMs: parseRetryAfter(response.headers['retry-after']),
       };
     } catch (err) {
+      if (err instanceof NotWrittenError) return { ok: false, retryable: true, error: err.message };
       const aborted = err instanceof undiciErrors.RequestAbortedError || signal?.aborted === true;
       const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       return { ok: false, retryable: true, error: aborted ? 'aborted' : message };

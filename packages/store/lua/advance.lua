@@ -1,5 +1,5 @@
 --[[
-  advance (v1): record delivery progress, fenced by the destination lease.
+  advance (v2): record delivery progress, fenced by the destination lease.
 
   Moves a destination's delivered position from `from - 1` to `to` and removes those results
   from its reorder buffer, but only while the caller still holds the lease it names: a sender
@@ -13,6 +13,12 @@
 
   ARGV[1]   number of destinations G
   then per destination: name, lease value ("<owner>|<token>"), from, to
+
+  Skipped sequences, a separate trailing part: the last G KEYS are the destinations' skipped
+  sets, and the last G ARGV are, per destination, "1" when its step passes its sequences
+  without delivering them because of a dead letter (`onDeadLetter: skip`), else "0". A
+  recorded skip adds its sequences to the set, so `buffer` dead-letters a result that still
+  turns up for one of them as late instead of dropping it silently.
 
   Returns   an array of G integers: 1 recorded, 0 already recorded,
             -1 fenced (the lease is not the caller's), -2 out of turn (from is not delivered + 1)
@@ -44,6 +50,17 @@ for g = 1, groups do
         redis.call('HDEL', KEYS[2], dest)
       end
       out[g] = 1
+    end
+  end
+end
+
+-- Skipped sequences (see the header): only for steps recorded just now.
+for g = 1, groups do
+  if out[g] == 1 and ARGV[#ARGV - groups + g] == '1' then
+    local base = 2 + (g - 1) * 4
+    local skipped = KEYS[#KEYS - groups + g]
+    for seq = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]) do
+      redis.call('SADD', skipped, seq)
     end
   end
 end

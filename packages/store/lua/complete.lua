@@ -1,20 +1,23 @@
 --[[
-  complete (v1): record the outcome of a batch of transforms.
+  complete (v2): record the outcome of a batch of transforms.
 
   For each input entry: acknowledge it, delete it from the input stream and append its
   outcome to its destination's result stream, atomically. An entry that was already
   acknowledged (a peer took it over and finished first) is a duplicate: nothing is written,
   so a result reaches its destination's stream at most once. A dead letter is also appended
-  to the dead-letter stream with its original payload, attempts and last error.
+  to the dead-letter stream with its original payload, attempts and last error, and indexed
+  (sequence -> entry id) in the destination's dead-letter index; an older dead letter at the
+  same sequence is replaced (one dead letter per destination and sequence).
 
   KEYS[1]   input stream
   KEYS[2]   dead-letter stream
-  KEYS[3..] result streams, one per destination in the batch
+  KEYS[3..] result streams, one per destination in the batch, and the dead-letter index hash
+            of each destination with a dead letter in the batch
 
   ARGV[1]   consumer group of the workers
   ARGV[2]   now, ms since the epoch (dead-lettered at)
   ARGV[3]   number of outcomes N
-  then per outcome (9 values):
+  then per outcome (10 values):
             input entry id
             index into KEYS of the destination's result stream
             kind: "v" (deliver a value), "n" (deliver nothing), "x" (dead letter)
@@ -24,6 +27,7 @@
             attempts made
             body: the transformed payload for "v", the last error for "x", "" for "n"
             for "x": the original payload and destination name as "<destination>\n<payload>"; else ""
+            for "x": index into KEYS of the destination's dead-letter index; else 0
 
   Returns   { written, duplicates }
 ]]
@@ -47,8 +51,14 @@ for _ = 1, count do
     if kind == 'x' then
       local extra = ARGV[i + 8]
       local sep = string.find(extra, '\n', 1, true)
-      redis.call('XADD', KEYS[2], '*', 'd', string.sub(extra, 1, sep - 1), 's', seq, 'm', id,
+      local dlqId = redis.call('XADD', KEYS[2], '*', 'd', string.sub(extra, 1, sep - 1), 's', seq, 'm', id,
         'a', attempts, 'e', body, 't', acceptedAt, 'at', now, 'p', string.sub(extra, sep + 1))
+      local index = KEYS[tonumber(ARGV[i + 9])]
+      local older = redis.call('HGET', index, seq)
+      if older then
+        redis.call('XDEL', KEYS[2], older)
+      end
+      redis.call('HSET', index, seq, dlqId)
     end
     redis.call('XADD', resultKey, '*', 'k', kind, 's', seq, 'm', id, 't', acceptedAt,
       'a', attempts, 'p', body)
@@ -56,6 +66,6 @@ for _ = 1, count do
   else
     duplicates = duplicates + 1
   end
-  i = i + 9
+  i = i + 10
 end
 return { written, duplicates }

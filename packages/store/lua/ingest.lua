@@ -1,5 +1,5 @@
 --[[
-  ingest (v1): accept a batch of messages.
+  ingest (v2): accept a batch of messages.
 
   For every message and every one of its destinations: take the destination's next sequence
   (HINCRBY) and append one entry to the input stream, in one atomic step, so a sequence is

@@ -1,5 +1,5 @@
 --[[
-  lease-acquire (v1): take free destination leases, or extend the caller's own.
+  lease-acquire (v2): take free destination leases, or extend the caller's own.
 
   A new holder gets a fencing token one above the last one ever given for that destination
   (HINCRBY, never reused), and the lease value "<owner>|<token>" that every fenced script

@@ -1,5 +1,5 @@
 --[[
-  lease-release (v1): give leases back at once (graceful shutdown, rebalancing), so another
+  lease-release (v2): give leases back at once (graceful shutdown, rebalancing), so another
   sender can take the destinations without waiting for the time to live to run out.
 
   KEYS[1..] lease keys

@@ -1,5 +1,5 @@
 --[[
-  lease-renew (v1): extend leases the caller still holds.
+  lease-renew (v2): extend leases the caller still holds.
 
   KEYS[1..] lease keys
   ARGV[1]   lease time to live in ms

@@ -1,5 +1,5 @@
 --[[
-  sender-heartbeat (v1): announce a live sender and count the live ones, on Redis's clock
+  sender-heartbeat (v2): announce a live sender and count the live ones, on Redis's clock
   (so senders on machines with skewed clocks agree on who is alive).
 
   KEYS[1]   senders sorted set: sender id -> last heartbeat (ms, Redis time)

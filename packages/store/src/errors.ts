@@ -15,6 +15,23 @@ export class RedisUnavailableError extends ReseqError {
   }
 }
 
+/**
+ * `REDIS_REPLICAS_UNAVAILABLE` (503, retryable): a write that counts was not confirmed by
+ * `RESEQ_WAIT_REPLICAS` replicas within `RESEQ_WAIT_TIMEOUT_MS`. It may be on the master and
+ * may survive, but it does not count: ingest answers 503 (the client retries with the same id,
+ * which confirms the stored write), senders retry the step.
+ */
+export class ReplicasUnavailableError extends ReseqError {
+  override readonly name = 'ReplicasUnavailableError';
+  constructor(required: number, confirmed: number, timeoutMs: number, cause?: unknown) {
+    super(
+      'REDIS_REPLICAS_UNAVAILABLE',
+      `only ${confirmed} of ${required} Redis replicas confirmed the write within ${timeoutMs} ms; retry with the same id`,
+      { statusCode: 503, retryable: true, context: { required, confirmed, timeoutMs }, cause },
+    );
+  }
+}
+
 /** `REDIS_TOO_OLD`: the server lacks commands reseq needs (Redis 7.0 is the floor). */
 export class RedisTooOldError extends ReseqError {
   override readonly name = 'RedisTooOldError';
@@ -50,4 +67,31 @@ export function toStoreError(err: unknown): unknown {
     return TRANSIENT_REPLIES.some((prefix) => err.message.startsWith(prefix)) ? new RedisUnavailableError(err) : err;
   }
   return new RedisUnavailableError(err);
+}
+
+/** `DLQ_NOT_FOUND`: an operator named a sequence that is not a dead letter of that destination. */
+export class DeadLetterNotFoundError extends ReseqError {
+  override readonly name = 'DeadLetterNotFoundError';
+  constructor(destination: string, sequence: number) {
+    super('DLQ_NOT_FOUND', `${destination} has no dead letter at sequence ${sequence}`, {
+      statusCode: 404,
+      context: { destination, sequence },
+    });
+  }
+}
+
+/**
+ * `DLQ_ALREADY_PASSED`: `dlq retry` of a dead letter whose destination has moved past it (it
+ * was skipped): it cannot be delivered in its own place any more.
+ */
+export class DeadLetterPassedError extends ReseqError {
+  override readonly name = 'DeadLetterPassedError';
+  constructor(destination: string, sequence: number, delivered: number) {
+    super(
+      'DLQ_ALREADY_PASSED',
+      `${destination} has already passed sequence ${sequence} (delivered up to ${delivered}): ` +
+        `it can no longer be delivered in its place; 'dlq skip' removes it from the list`,
+      { statusCode: 409, context: { destination, sequence, delivered } },
+    );
+  }
 }

@@ -1,13 +1,23 @@
 /**
  * Everything reseq keeps in Redis: the key schema, the Lua scripts and the typed operations
  * each app performs, in the order a message meets them: ingest-store, worker-store,
- * sender-store. docs/data-model.md is the operator's view of the same.
+ * sender-store; then operator-store, the CLI's. docs/data-model.md is the operator's view of
+ * the same.
  */
 export { KeySchema, WORKER_GROUP } from './keys.js';
-export { createRedis, connectRedis, isRedisReady, type CreateRedisOptions } from './redis.js';
+export {
+  createRedis,
+  connectRedis,
+  isRedisReady,
+  redisTarget,
+  type CreateRedisOptions,
+  type RedisTarget,
+} from './redis.js';
+export { execConfirmed, waitPolicy, type ConfirmedReplies, type WaitPolicy } from './replication.js';
 export { SCRIPT_VERSION, SCRIPT_NAMES, commandName, type ReseqRedis, type ScriptName } from './scripts.js';
 export * from './codec.js';
 export * from './errors.js';
 export * from './ingest-store.js';
 export * from './worker-store.js';
 export * from './sender-store.js';
+export * from './operator-store.js';

@@ -5,7 +5,8 @@
  */
 import { BacklogFullError } from './errors.js';
 import type { KeySchema } from './keys.js';
-import { runScript, type ReseqRedis } from './scripts.js';
+import { runScriptConfirmed } from './replication.js';
+import type { ReseqRedis } from './scripts.js';
 
 /** One message as ingest hands it to Redis. */
 export interface IngestRequest {
@@ -69,8 +70,11 @@ export async function writeIngestBatch(
     }
     args.push(keyIndex, request.id, request.destinations.length, ...request.destinations, request.payload);
   }
-  const reply = await runScript(redis, 'ingest', scriptKeys, args);
+  const { reply, unconfirmed } = await runScriptConfirmed(redis, keys.waitMark, 'ingest', scriptKeys, args);
   if (reply === 'BACKLOG') throw new BacklogFullError();
+  // Written but not on enough replicas: no 202. The client's retry with the same id finds it
+  // and confirms it then (or, where a failover lost it, writes it anew).
+  if (unconfirmed) throw unconfirmed;
   return (reply as string[]).map((line) =>
     line.startsWith('!')
       ? { duplicate: false, sequences: {}, windowFull: line.slice(1) }

@@ -32,6 +32,22 @@ export class KeySchema {
   get deadLetters(): string {
     return `${this.tag}:dlq`;
   }
+  /**
+   * Hash: sequence -> id of its entry in the dead-letter stream, one per dead letter of a
+   * destination (at most one per sequence). Written with every dead-letter entry; `status`
+   * counts it, `dlq retry` and `dlq skip` find and remove entries through it.
+   */
+  deadLetterIndex(destination: string): string {
+    return `${this.tag}:dead:${destination}`;
+  }
+  /**
+   * Set of a destination's sequences passed over without delivery because of a dead letter
+   * (`onDeadLetter: skip`, `dlq skip`): a result that still turns up for one is dead-lettered
+   * as late, never delivered.
+   */
+  skipped(destination: string): string {
+    return `${this.tag}:skipped:${destination}`;
+  }
   /** Stream of a destination's transform results, in completion order. */
   results(destination: string): string {
     return `${this.tag}:res:${destination}`;
@@ -55,6 +71,13 @@ export class KeySchema {
   /** Hash: destination -> last fencing token handed out. */
   get fences(): string {
     return `${this.tag}:fence`;
+  }
+  /**
+   * String: written right before each WAIT (RESEQ_WAIT_REPLICAS > 0), so that the WAIT covers
+   * every earlier write on the master, also when the confirmed step itself wrote nothing.
+   */
+  get waitMark(): string {
+    return `${this.tag}:wait`;
   }
   /** Sorted set: sender id -> last heartbeat, to share leases among live senders. */
   get senders(): string {

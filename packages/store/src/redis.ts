@@ -1,15 +1,55 @@
 /**
  * Redis connections. Every app keeps blocking reads (XREAD/XREADGROUP BLOCK) on a connection of
  * their own, never shared with other commands, and checks the server version once at start.
+ * Where sentinels are configured, each connection asks them for the master, and again after
+ * every disconnect or READONLY answer (a failover).
  */
+import type { EnvConfig, HostPort } from '@reseq/config';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@reseq/runtime';
 import { RedisTooOldError } from './errors.js';
+import { setWaitPolicy, type WaitPolicy } from './replication.js';
 import { defineScripts, type ReseqRedis } from './scripts.js';
+
+/** Where the Redis holding reseq's state is, and how its writes are confirmed. */
+export interface RedisTarget {
+  /** `redis://` or `rediss://` URL: its user, password, TLS and database always apply. */
+  url: string;
+  /** Where set, the master is found through these sentinels instead of the URL's host and port. */
+  sentinel?: {
+    nodes: readonly HostPort[];
+    /** The master's name in the sentinels' configuration. */
+    name: string;
+    password?: string;
+  };
+  /** Replicas that must confirm each write that counts, and for how long to wait for them. */
+  wait: WaitPolicy;
+}
+
+/** The {@link RedisTarget} the environment describes (REDIS_URL, REDIS_SENTINELS, RESEQ_WAIT_*). */
+export function redisTarget(env: EnvConfig): RedisTarget {
+  return {
+    url: env.REDIS_URL,
+    sentinel:
+      env.REDIS_SENTINELS && env.REDIS_SENTINELS.length > 0
+        ? {
+            nodes: env.REDIS_SENTINELS,
+            name: env.REDIS_SENTINEL_NAME,
+            ...(env.REDIS_SENTINEL_PASSWORD === undefined ? {} : { password: env.REDIS_SENTINEL_PASSWORD }),
+          }
+        : undefined,
+    wait: { replicas: env.RESEQ_WAIT_REPLICAS, timeoutMs: env.RESEQ_WAIT_TIMEOUT_MS },
+  };
+}
+
+const NO_WAIT: WaitPolicy = { replicas: 0, timeoutMs: 0 };
 
 /** Options of {@link createRedis}. */
 export interface CreateRedisOptions {
-  url: string;
+  /** Where to connect and how writes are confirmed; takes precedence over `url`. */
+  target?: RedisTarget;
+  /** A plain URL, with no sentinels and no write confirmation (tests, tools). */
+  url?: string;
   /** Shown in CLIENT LIST as `reseq:<name>`, to tell connections apart with redis-cli. */
   name: string;
   logger: Logger;
@@ -23,8 +63,32 @@ export interface CreateRedisOptions {
   blocking?: boolean;
 }
 
-/** Creates a connection with reseq's scripts defined on it. */
+/** The URL's credentials, TLS and database, as ioredis options for a sentinel-found master. */
+function sentinelOptions(url: string, sentinel: NonNullable<RedisTarget['sentinel']>): RedisOptions {
+  const parsed = new URL(url);
+  const tls = parsed.protocol === 'rediss:';
+  const db = Number(parsed.pathname.slice(1) || parsed.searchParams.get('db') || 0);
+  return {
+    sentinels: sentinel.nodes.map(({ host, port }) => ({ host, port })),
+    name: sentinel.name,
+    role: 'master',
+    ...(sentinel.password === undefined ? {} : { sentinelPassword: sentinel.password }),
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(Number.isInteger(db) && db > 0 ? { db } : {}),
+    // rediss://: TLS to the master and to the sentinels alike.
+    ...(tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+  };
+}
+
+/**
+ * Creates a connection with reseq's scripts defined on it and, where the target asks for it,
+ * the wait policy that store operations confirm their writes with.
+ * @throws Error when neither `target` nor `url` is given.
+ */
 export function createRedis(options: CreateRedisOptions): ReseqRedis {
+  const target = options.target ?? (options.url === undefined ? undefined : { url: options.url, wait: NO_WAIT });
+  if (!target) throw new Error('createRedis needs a target or a url');
   const failFast = options.mode === 'fail-fast';
   const redisOptions: RedisOptions = {
     connectionName: `reseq:${options.name}`,
@@ -33,9 +97,16 @@ export function createRedis(options: CreateRedisOptions): ReseqRedis {
     autoResendUnfulfilledCommands: !failFast,
     // Reconnect forever, backing off to 2 s: Redis restarts and failovers are expected.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    // A master demoted by a failover answers writes with READONLY while the connection lives:
+    // reconnect (through the sentinels: to the new master). `wait` mode resends the command
+    // (1: reject it, 2: resend it after the reconnect); fail-fast lets the caller retry.
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? (failFast ? 1 : 2) : false),
     lazyConnect: true,
   };
-  const redis = new Redis(options.url, redisOptions);
+  const redis = target.sentinel
+    ? new Redis({ ...redisOptions, ...sentinelOptions(target.url, target.sentinel) })
+    : new Redis(target.url, redisOptions);
+  setWaitPolicy(redis, target.wait);
   const log = options.logger.child({ component: 'redis', connection: options.name });
   let lastError = '';
   redis.on('error', (err: Error) => {

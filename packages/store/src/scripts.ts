@@ -1,6 +1,6 @@
 /**
  * Loads the Lua scripts in `../lua` and defines them on a connection under versioned names
- * (`reseq_v1_<name>`), so two versions can share a Redis during a rolling upgrade. ioredis
+ * (`reseq_v2_<name>`), so two versions can share a Redis during a rolling upgrade. ioredis
  * sends EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart or failover), for
  * single calls and pipelines alike.
  */
@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Redis } from 'ioredis';
 
 /** Bumped whenever any script's KEYS, ARGV or reply changes. */
-export const SCRIPT_VERSION = 'v1';
+export const SCRIPT_VERSION = 'v2';
 
 /** Every script, by file name (without `.lua`). */
 export const SCRIPT_NAMES = [
@@ -20,6 +20,10 @@ export const SCRIPT_NAMES = [
   'lease-renew',
   'lease-release',
   'sender-heartbeat',
+  'dead-letter',
+  'block',
+  'dlq-retry',
+  'dlq-skip',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
@@ -75,4 +79,18 @@ export function queueScript(
   ];
   if (!call) throw new Error(`script ${name} is not defined on this pipeline`);
   return call.call(pipeline, keys.length, ...keys, ...args);
+}
+
+/**
+ * Queues a script call as a plain `EVAL` of its source. For pipelines whose order matters
+ * (a write followed by WAIT): ioredis would resend an `EVALSHA` that met NOSCRIPT outside the
+ * pipeline, after the commands that followed it.
+ */
+export function queueScriptSource(
+  pipeline: ChainableCommander,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): ChainableCommander {
+  return pipeline.eval(SOURCES[name], keys.length, ...keys, ...args);
 }

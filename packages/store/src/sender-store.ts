@@ -6,6 +6,7 @@
 import type { Redis } from 'ioredis';
 import { decodeBuffered, decodeResultEntry, encodeBuffered, type Result, type ResultEntry } from './codec.js';
 import type { KeySchema } from './keys.js';
+import { runConfirmedScript } from './replication.js';
 import { runScript, type ReseqRedis } from './scripts.js';
 
 /** Announces this sender (or withdraws it) and returns how many senders are alive. */
@@ -22,6 +23,9 @@ export async function senderHeartbeat(
 /**
  * Takes free leases (at most `maxNew` of them, in the given order) or extends the caller's own;
  * returns destination -> lease value for those held now.
+ * @throws {ReplicasUnavailableError} where writes are confirmed (RESEQ_WAIT_REPLICAS) and this
+ *   one was not: use none of the leases (a failover could hand the same token out again); the
+ *   next call extends them and confirms again.
  */
 export async function acquireLeases(
   redis: ReseqRedis,
@@ -33,8 +37,9 @@ export async function acquireLeases(
 ): Promise<Map<string, string>> {
   const held = new Map<string, string>();
   if (destinations.length === 0) return held;
-  const reply = (await runScript(
+  const reply = (await runConfirmedScript(
     redis,
+    keys.waitMark,
     'lease-acquire',
     [keys.fences, ...destinations.map((d) => keys.lease(d))],
     [senderId, ttlMs, maxNew, ...destinations],
@@ -45,7 +50,10 @@ export async function acquireLeases(
   return held;
 }
 
-/** Extends held leases; returns the destinations whose lease was lost. */
+/**
+ * Extends held leases; returns the destinations whose lease was lost.
+ * @throws {ReplicasUnavailableError} where the renewal was not confirmed: it does not count.
+ */
 export async function renewLeases(
   redis: ReseqRedis,
   keys: KeySchema,
@@ -54,8 +62,9 @@ export async function renewLeases(
 ): Promise<string[]> {
   if (leases.size === 0) return [];
   const destinations = [...leases.keys()];
-  const reply = (await runScript(
+  const reply = (await runConfirmedScript(
     redis,
+    keys.waitMark,
     'lease-renew',
     destinations.map((d) => keys.lease(d)),
     [ttlMs, ...leases.values()],
@@ -147,24 +156,35 @@ export async function readResults(
 
 /**
  * Moves read results into the destinations' reorder buffers and deletes them from the result
- * streams, in one script call, fenced by the leases. Returns destination -> number of
- * duplicates dropped, or -1 where the lease was lost (nothing moved).
+ * streams, in one script call, fenced by the leases. A value for a sequence that was skipped
+ * goes to the dead-letter stream as late instead. Returns destination -> number of results
+ * not buffered (duplicates, withdrawn by an operator, late), or -1 where the lease was lost
+ * (nothing moved).
+ * @throws {ReplicasUnavailableError} where writes are confirmed and this one was not.
  */
 export async function bufferResults(
   redis: ReseqRedis,
   keys: KeySchema,
   batches: ReadonlyMap<string, { leaseValue: string; entries: readonly ResultEntry[]; malformed: readonly string[] }>,
 ): Promise<Map<string, number>> {
-  const scriptKeys = [keys.delivered];
+  const scriptKeys = [keys.delivered, keys.deadLetters];
   const args: (string | number)[] = [batches.size];
   for (const [destination, { leaseValue, entries, malformed }] of batches) {
-    scriptKeys.push(keys.lease(destination), keys.buffer(destination), keys.results(destination));
+    scriptKeys.push(
+      keys.lease(destination),
+      keys.buffer(destination),
+      keys.results(destination),
+      keys.skipped(destination),
+      keys.deadLetterIndex(destination),
+    );
     args.push(destination, leaseValue, entries.length + malformed.length);
     for (const entry of entries) args.push(entry.entryId, entry.sequence, encodeBuffered(entry));
     // Malformed entries get sequence 0: never buffered, always deleted.
     for (const entryId of malformed) args.push(entryId, 0, '');
   }
-  const reply = (await runScript(redis, 'buffer', scriptKeys, args)) as number[];
+  // Confirmed before the results are handed to a lane: nothing is delivered that a failover
+  // could take back. Unconfirmed, the same call can be repeated (it is idempotent).
+  const reply = (await runConfirmedScript(redis, keys.waitMark, 'buffer', scriptKeys, args)) as number[];
   const duplicates = new Map<string, number>();
   [...batches.keys()].forEach((d, i) => duplicates.set(d, reply[i] ?? 0));
   return duplicates;
@@ -176,6 +196,11 @@ export interface AdvanceStep {
   leaseValue: string;
   from: number;
   to: number;
+  /**
+   * The step passes its sequences without delivering them because of a dead letter: they are
+   * recorded as skipped, so a result that still turns up for one is dead-lettered as late.
+   */
+  skipped?: boolean;
 }
 
 /** What recording a step answered. */
@@ -188,7 +213,10 @@ const ADVANCE_OUTCOMES: Record<number, AdvanceOutcome> = {
   [-2]: 'out-of-turn',
 };
 
-/** Records the progress of several destinations in one script call, fenced by their leases. */
+/**
+ * Records the progress of several destinations in one script call, fenced by their leases.
+ * @throws {ReplicasUnavailableError} where writes are confirmed and this one was not.
+ */
 export async function advanceDelivered(
   redis: ReseqRedis,
   keys: KeySchema,
@@ -200,13 +228,33 @@ export async function advanceDelivered(
     scriptKeys.push(keys.lease(step.destination), keys.buffer(step.destination));
     args.push(step.destination, step.leaseValue, step.from, step.to);
   }
-  const reply = (await runScript(redis, 'advance', scriptKeys, args)) as number[];
+  // The trailing part of the script's KEYS and ARGV: skipped sets and flags, one per step.
+  for (const step of steps) {
+    scriptKeys.push(keys.skipped(step.destination));
+    args.push(step.skipped ? '1' : '0');
+  }
+  // Confirmed before the next delivery; unconfirmed, the caller records the same steps again.
+  const reply = (await runConfirmedScript(redis, keys.waitMark, 'advance', scriptKeys, args)) as number[];
   return reply.map((code) => ADVANCE_OUTCOMES[code] ?? 'out-of-turn');
 }
 
 /** Marks a destination as blocked by the dead letter at `sequence` (for status and operators). */
 export async function markBlocked(redis: Redis, keys: KeySchema, destination: string, sequence: number): Promise<void> {
   await redis.hset(keys.blocked, destination, sequence);
+}
+
+/**
+ * Whether a destination's reorder buffer still holds a dead result at `sequence` (an operator's
+ * `dlq retry` or `dlq skip` takes it out).
+ */
+export async function holdsDeadResult(
+  redis: Redis,
+  keys: KeySchema,
+  destination: string,
+  sequence: number,
+): Promise<boolean> {
+  const value = await redis.hget(keys.buffer(destination), String(sequence));
+  return decodeBuffered(sequence, value ?? '')?.kind === 'dead';
 }
 
 /** Reads a destination's block marker (undefined when it is not blocked). */
@@ -216,36 +264,55 @@ export async function readBlocked(redis: Redis, keys: KeySchema, destination: st
 }
 
 /**
- * Appends a result the destination refused for good (a 4xx) to the dead-letter stream, with
- * the same fields a transform's dead letter has.
+ * Records a result the destination refused for good (a 4xx) as a dead letter, with the same
+ * fields a transform's dead letter has plus `stage: delivery`, and indexes it under its
+ * sequence, in one script call (lua/dead-letter.lua).
+ * @returns the dead-letter entry's id.
  */
 export async function deadLetterDelivery(
-  redis: Redis,
+  redis: ReseqRedis,
   keys: KeySchema,
   destination: string,
   result: Result,
   error: string,
-): Promise<void> {
-  await redis.xadd(
-    keys.deadLetters,
-    '*',
-    'd',
-    destination,
-    's',
-    result.sequence,
-    'm',
-    result.id,
-    'a',
-    result.attempts,
-    'e',
-    error,
-    't',
-    result.acceptedAt,
-    'at',
-    Date.now(),
-    'p',
-    result.body,
-    'stage',
-    'delivery',
+): Promise<string> {
+  return (await runScript(
+    redis,
+    'dead-letter',
+    [keys.deadLetters, keys.deadLetterIndex(destination)],
+    [
+      destination,
+      result.sequence,
+      result.id,
+      result.attempts,
+      error,
+      result.acceptedAt,
+      Date.now(),
+      result.body,
+      'delivery',
+    ],
+  )) as string;
+}
+
+/**
+ * Marks a destination as blocked by the dead letter at `sequence`, unless that dead letter
+ * was released meanwhile (an operator's `dlq retry` or `dlq skip` while the sender still held
+ * it in memory), in one script call (lua/block.lua). `stage`: `transform` when the reorder
+ * buffer holds the dead result, `delivery` when the destination refused the buffered value.
+ * @returns true when marked; false when the dead letter is gone and the caller must reload.
+ */
+export async function blockOnDeadLetter(
+  redis: ReseqRedis,
+  keys: KeySchema,
+  destination: string,
+  sequence: number,
+  stage: 'transform' | 'delivery',
+): Promise<boolean> {
+  const reply = await runScript(
+    redis,
+    'block',
+    [keys.blocked, keys.buffer(destination), keys.deadLetterIndex(destination)],
+    [destination, sequence, stage],
   );
+  return reply === 1;
 }

@@ -242,5 +242,5 @@ export async function trimInput(redis: Redis, keys: KeySchema): Promise<number> 
     if (bound === undefined || compareIds(needed, bound) < 0) bound = needed;
   }
   if (bound === undefined) return 0;
-  return (await redis.xtrim(keys.input, 'MINID', bound));
+  return await redis.xtrim(keys.input, 'MINID', bound);
 }

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from './errors.js';
+import { parseCommand } from './parse-args.js';
+
+describe('parseCommand', () => {
+  it('reads every command of the contract, with and without --json', () => {
+    expect(parseCommand(['status'])).toEqual({ name: 'status', json: false });
+    expect(parseCommand(['status', '--json'])).toEqual({ name: 'status', json: true });
+    expect(parseCommand(['--json', 'status'])).toEqual({ name: 'status', json: true });
+    expect(parseCommand(['dlq', 'list'])).toEqual({ name: 'dlq-list', json: false, destination: undefined });
+    expect(parseCommand(['dlq', 'list', '--json'])).toEqual({ name: 'dlq-list', json: true, destination: undefined });
+    expect(parseCommand(['dlq', 'list', 'billing'])).toEqual({ name: 'dlq-list', json: false, destination: 'billing' });
+    expect(parseCommand(['dlq', 'retry', 'billing', '17'])).toEqual({
+      name: 'dlq-retry',
+      json: false,
+      destination: 'billing',
+      sequence: 17,
+    });
+    expect(parseCommand(['dlq', 'skip', 'ledger', '3', '--json'])).toEqual({
+      name: 'dlq-skip',
+      json: true,
+      destination: 'ledger',
+      sequence: 3,
+    });
+    expect(parseCommand(['dlq', 'show', 'billing', '1'])).toMatchObject({ name: 'dlq-show', sequence: 1 });
+  });
+
+  it('answers help for --help, -h and help, whatever else is given', () => {
+    for (const argv of [['--help'], ['-h'], ['help'], ['dlq', 'retry', '--help'], ['status', '-h']]) {
+      expect(parseCommand(argv)).toEqual({ name: 'help' });
+    }
+  });
+
+  it.each([
+    [[], /no command given/],
+    [['stats'], /unknown command "stats"/],
+    [['status', 'billing'], /unexpected argument "billing"/],
+    [['status', '--yaml'], /Unknown option '--yaml'/],
+    [['status', '--json=1'], /--json/],
+    [['dlq'], /dlq needs a subcommand/],
+    [['dlq', 'purge'], /unknown dlq subcommand "purge"/],
+    [['dlq', 'list', 'a', 'b'], /unexpected argument "b"/],
+    [['dlq', 'retry'], /missing arguments: dlq retry <destination> <sequence>/],
+    [['dlq', 'skip', 'billing'], /missing arguments: dlq skip/],
+    [['dlq', 'skip', 'billing', '3', '4'], /unexpected argument "4"/],
+    [['dlq', 'retry', 'billing', '0'], /"0" is not a sequence/],
+    [['dlq', 'retry', 'billing', '-3'], /Unknown option '-3'|not a sequence/],
+    [['dlq', 'retry', 'billing', '2.5'], /"2.5" is not a sequence/],
+    [['dlq', 'retry', 'billing', '1e3'], /"1e3" is not a sequence/],
+    [['dlq', 'retry', 'billing', '99999999999999999999'], /is not a sequence/],
+  ])('refuses %j as a usage error', (argv, message) => {
+    let thrown: unknown;
+    try {
+      parseCommand(argv);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(UsageError);
+    expect((thrown as UsageError).code).toBe('CLI_USAGE');
+    expect((thrown as UsageError).message).toMatch(message);
+    expect((thrown as UsageError).message).not.toContain('\n');
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The command line of `reseq`: which command, its destination and sequence, and `--json`.
+ * Pure: no I/O, so every accepted and refused form is unit-tested.
+ */
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.js';
+
+/** Usage text, printed by `reseq --help`. */
+export const USAGE = `usage: pnpm reseq <command> [--json]
+
+commands:
+  status                              per destination: assigned, delivered, dead letters, blocked, ...
+  dlq list [<destination>]            the dead letters (of one destination)
+  dlq show <destination> <sequence>   one dead letter, with its payload
+  dlq retry <destination> <sequence>  transform (or deliver) it again, in its own place
+  dlq skip <destination> <sequence>   give it up: the destination's order moves past it
+
+options:
+  --json      print JSON instead of text
+  -h, --help  print this help
+
+environment: REDIS_URL, RESEQ_PREFIX, RESEQ_CONFIG (and the rest), as for the apps.
+exit status: 0 done; 2 bad arguments; 3 unknown destination; 4 no such dead letter;
+5 already passed; 6 Redis unreachable; 7 invalid configuration; 1 anything else.`;
+
+/** A parsed command line. */
+export type Command =
+  | { name: 'help' }
+  | { name: 'status'; json: boolean }
+  | { name: 'dlq-list'; json: boolean; destination: string | undefined }
+  | { name: 'dlq-show' | 'dlq-retry' | 'dlq-skip'; json: boolean; destination: string; sequence: number };
+
+function parseSequence(text: string): number {
+  const sequence = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(sequence) || sequence < 1) {
+    throw new UsageError(`"${text}" is not a sequence (a whole number from 1)`);
+  }
+  return sequence;
+}
+
+function expectCount(positionals: readonly string[], count: number, form: string): void {
+  if (positionals.length < count) throw new UsageError(`missing arguments: ${form}`);
+  if (positionals.length > count) {
+    throw new UsageError(`unexpected argument "${positionals[count]}": ${form}`);
+  }
+}
+
+/**
+ * Parses `argv` (without node and the script).
+ * @throws {UsageError} for an unknown command or option, or missing or malformed arguments.
+ */
+export function parseCommand(argv: readonly string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message.split('\n')[0]! : String(err));
+  }
+  const { values, positionals } = parsed;
+  const json = values.json === true;
+  const [command, sub, ...rest] = positionals;
+  if (values.help === true || command === 'help') return { name: 'help' };
+  switch (command) {
+    case undefined:
+      throw new UsageError('no command given');
+    case 'status':
+      expectCount(positionals.slice(1), 0, 'status [--json]');
+      return { name: 'status', json };
+    case 'dlq':
+      switch (sub) {
+        case 'list':
+          if (rest.length > 1) throw new UsageError(`unexpected argument "${rest[1]}": dlq list [<destination>]`);
+          return { name: 'dlq-list', json, destination: rest[0] };
+        case 'show':
+        case 'retry':
+        case 'skip': {
+          expectCount(rest, 2, `dlq ${sub} <destination> <sequence>`);
+          return { name: `dlq-${sub}`, json, destination: rest[0]!, sequence: parseSequence(rest[1]!) };
+        }
+        case undefined:
+          throw new UsageError('dlq needs a subcommand: list, show, retry or skip');
+        default:
+          throw new UsageError(`unknown dlq subcommand "${sub}" (list, show, retry or skip)`);
+      }
+    default:
+      throw new UsageError(`unknown command "${command}" (status or dlq)`);
+  }
+}
