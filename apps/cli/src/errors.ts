@@ -5,6 +5,7 @@
 import { ConfigError } from '@reseq/config';
 import { ReseqError } from '@reseq/runtime';
 import {
+  DeadLetterLostError,
   DeadLetterNotFoundError,
   DeadLetterPassedError,
   RedisUnavailableError,
@@ -22,7 +23,7 @@ export const EXIT = {
   unknownDestination: 3,
   /** `dlq retry|skip|show` of a sequence that is not a dead letter of that destination. */
   noSuchDeadLetter: 4,
-  /** `dlq retry` of a dead letter its destination has passed already. */
+  /** `dlq retry` of a dead letter its destination has passed already, or of a lost sequence. */
   alreadyPassed: 5,
   /** Redis could not be reached, or failed while the command ran. */
   redisUnavailable: 6,
@@ -76,6 +77,7 @@ export function toFailure(err: unknown): Failure {
   if (err instanceof UnknownDestinationError)
     return { exitCode: EXIT.unknownDestination, line: `reseq: ${err.message}` };
   if (err instanceof DeadLetterNotFoundError) return { exitCode: EXIT.noSuchDeadLetter, line: `reseq: ${err.message}` };
+  if (err instanceof DeadLetterLostError) return { exitCode: EXIT.alreadyPassed, line: `reseq: ${err.message}` };
   if (err instanceof DeadLetterPassedError) return { exitCode: EXIT.alreadyPassed, line: `reseq: ${err.message}` };
   if (err instanceof RedisUnreachableError) return { exitCode: EXIT.redisUnavailable, line: `reseq: ${err.message}` };
   if (err instanceof RedisUnavailableError) {

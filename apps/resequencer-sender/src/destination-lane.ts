@@ -15,6 +15,8 @@ import {
   holdsDeadResult,
   loadLaneState,
   readBlocked,
+  recordLostSequence,
+  sequenceExists,
   type KeySchema,
   type ReseqRedis,
   type Result,
@@ -42,6 +44,8 @@ export interface LaneDeps {
   leaseValid: () => boolean;
   /** Called when a fenced write shows the lease was lost. */
   onFenced: () => void;
+  /** How long the next sequence may be missing before the lane looks whether it still exists. */
+  gapTimeoutMs: number;
 }
 
 /** How the lane's current sequence was settled. */
@@ -58,6 +62,8 @@ export class DestinationLane {
   /** Sequence of the last dead letter counted in metrics, so a reload does not count it again. */
   #countedDeadLetter: number | undefined;
   #wake: (() => void) | undefined;
+  /** The sequence the lane has been missing, and since when (performance.now()). */
+  #gap: { sequence: number; since: number } | undefined;
   readonly #stopping = new AbortController();
   readonly #lost = new AbortController();
   #loop: Promise<void> = Promise.resolve();
@@ -124,9 +130,11 @@ export class DestinationLane {
         }
         const result = this.#buffer.peek();
         if (!result) {
-          await this.#sleepUntilWoken();
+          await this.#sleepUntilWoken(this.#gapCheckMs());
+          if (!this.#buffer.peek() && !this.#stopping.signal.aborted) await this.#watchGap();
           continue;
         }
+        this.#clearGap();
         const settlement = await this.#settle(result);
         if (settlement === 'stopped' || settlement === 'blocked' || settlement === 'reloaded') continue;
         const recorded = await this.#deps.recorder.record(
@@ -265,10 +273,63 @@ export class DestinationLane {
     }
   }
 
-  #sleepUntilWoken(): Promise<void> {
+  #sleepUntilWoken(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      this.#wake = resolve;
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, timeoutMs);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
+  }
+
+  #gapCheckMs(): number {
+    return Math.max(50, Math.min(5000, Math.floor(this.#deps.gapTimeoutMs / 2)));
+  }
+
+  #clearGap(): void {
+    if (this.#gap === undefined) return;
+    this.#gap = undefined;
+    this.#deps.metrics.gapAge.set({ destination: this.destination }, 0);
+  }
+
+  /**
+   * The next sequence is missing. That is normal while its transform runs; it is a gap when it
+   * lasts: after `gapTimeoutMs` the lane looks whether the message still exists anywhere, and
+   * one found nowhere (lost in a failover without WAIT, trimmed by hand) becomes a GAP_LOST
+   * dead letter, which the destination's onDeadLetter policy handles: never an endless, silent
+   * stall. A sequence not yet assigned is no gap: the destination is just idle.
+   */
+  async #watchGap(): Promise<void> {
+    const { redis, keys, gapTimeoutMs, metrics } = this.#deps;
+    const next = this.#buffer.next;
+    if (this.#buffer.waitingFor() === undefined) {
+      const assigned = Number((await redis.hget(keys.sequences, this.destination)) ?? 0);
+      if (assigned < next) return this.#clearGap();
+    }
+    const now = performance.now();
+    if (this.#gap?.sequence !== next) this.#gap = { sequence: next, since: now };
+    const waited = now - this.#gap.since;
+    metrics.gapAge.set({ destination: this.destination }, waited / 1000);
+    if (waited < gapTimeoutMs) return;
+    if (await sequenceExists(redis, keys, this.destination, next)) {
+      // Still on its way (a slow or retried transform): wait another period before looking again.
+      this.#log.info(
+        { sequence: next, waitedMs: Math.round(waited) },
+        'still waiting for the next sequence; it is on its way',
+      );
+      this.#gap.since = now;
+      return;
+    }
+    const reason = `GAP_LOST: sequence ${next} exists nowhere (lost in a Redis failover without WAIT, or trimmed by hand)`;
+    this.#log.error({ sequence: next, waitedMs: Math.round(waited) }, 'sequence lost; handling it as a dead letter');
+    metrics.lostSequences.inc({ destination: this.destination });
+    await recordLostSequence(redis, keys, this.destination, next, reason);
+    this.#clearGap();
+    await this.#reload();
   }
 
   #wakeUp(): void {

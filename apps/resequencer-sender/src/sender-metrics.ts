@@ -12,6 +12,8 @@ export interface SenderMetrics {
   duplicates: Counter<'destination'>;
   deadLetters: Counter<'destination'>;
   endToEnd: Histogram<'destination'>;
+  gapAge: Gauge<'destination'>;
+  lostSequences: Counter<'destination'>;
   leasesHeld: Gauge;
   leasesAcquired: Counter;
 }
@@ -61,6 +63,18 @@ export function createSenderMetrics(registry: Registry): SenderMetrics {
       help: 'From ingest accepting a message to its destination answering 2xx',
       labelNames: ['destination'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60],
+      registers,
+    }),
+    gapAge: new Gauge({
+      name: 'reseq_gap_age_seconds',
+      help: 'How long the destination has been waiting for its next sequence while later ones exist (0: no gap)',
+      labelNames: ['destination'],
+      registers,
+    }),
+    lostSequences: new Counter({
+      name: 'reseq_lost_sequences_total',
+      help: 'Sequences found nowhere after the gap timeout (GAP_LOST dead letters)',
+      labelNames: ['destination'],
       registers,
     }),
     leasesHeld: new Gauge({ name: 'reseq_leases_held', help: 'Destination leases this sender holds', registers }),

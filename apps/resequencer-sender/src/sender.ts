@@ -100,6 +100,7 @@ export class ResequencerSender {
         logger: this.#deps.logger,
         leaseValid: () => this.#leases.isValid(destination),
         onFenced: () => this.#fenced(destination),
+        gapTimeoutMs: this.#deps.config.sender.gapTimeoutMs,
       },
       leaseValue,
     );

@@ -163,6 +163,12 @@ export const fileSchema = z
         leaseTtlMs: z.number().int().min(500).default(10_000),
         /** Most results read per Redis call. */
         batchSize: z.number().int().min(1).max(10_000).default(512),
+        /**
+         * How long a destination may wait for its next sequence before the sender looks whether
+         * that message still exists anywhere (input stream, result stream, reorder buffer). One
+         * that exists nowhere is dead-lettered as GAP_LOST and handled by onDeadLetter, in ms.
+         */
+        gapTimeoutMs: z.number().int().min(100).default(30_000),
       })
       .strict()
       .prefault({}),

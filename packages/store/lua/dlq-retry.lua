@@ -29,6 +29,8 @@
   Returns   { "OK", stage ("transform" or "delivery"), new input entry id or "" }
             { "NO_DEAD_LETTER" }                no dead letter of that destination at that sequence
             { "ALREADY_PASSED", delivered }     the delivered position is at or past it
+            { "LOST" }                          the dead letter is a lost sequence (stage gap):
+                                                nothing to retry
 ]]
 local SEP = '\31'
 local dest = ARGV[1]
@@ -55,6 +57,10 @@ for j = 1, #raw, 2 do
   f[raw[j]] = raw[j + 1]
 end
 local stage = f['stage'] or 'transform'
+if stage == 'gap' then
+  -- A sequence found nowhere (GAP_LOST): there is no message to transform or deliver again.
+  return { 'LOST' }
+end
 local written = ''
 if stage == 'delivery' then
   redis.call('HSET', KEYS[6], seq, table.concat({ 'v', f['m'] or '', f['t'] or '0', f['a'] or '1', f['p'] or '' }, SEP))

@@ -81,6 +81,22 @@ export class DeadLetterNotFoundError extends ReseqError {
 }
 
 /**
+ * `DLQ_LOST`: `dlq retry` of a sequence that was lost (found nowhere after the gap timeout):
+ * there is no message to retry; `dlq skip` gives it up.
+ */
+export class DeadLetterLostError extends ReseqError {
+  override readonly name = 'DeadLetterLostError';
+  constructor(destination: string, sequence: number) {
+    super(
+      'DLQ_LOST',
+      `${destination} sequence ${sequence} was lost (it exists nowhere any more): there is nothing to retry; ` +
+        `'dlq skip' gives it up`,
+      { statusCode: 409, context: { destination, sequence } },
+    );
+  }
+}
+
+/**
  * `DLQ_ALREADY_PASSED`: `dlq retry` of a dead letter whose destination has moved past it (it
  * was skipped): it cannot be delivered in its own place any more.
  */

@@ -4,7 +4,7 @@
  * letter, `dlq retry` (lua/dlq-retry.lua) and `dlq skip` (lua/dlq-skip.lua), each one script.
  */
 import type { Redis } from 'ioredis';
-import { DeadLetterNotFoundError, DeadLetterPassedError } from './errors.js';
+import { DeadLetterLostError, DeadLetterNotFoundError, DeadLetterPassedError } from './errors.js';
 import type { KeySchema } from './keys.js';
 import { runScriptConfirmed } from './replication.js';
 import type { ReseqRedis, ScriptName } from './scripts.js';
@@ -114,7 +114,7 @@ export async function readStatus(
 }
 
 /** Where a dead letter is: what the stage was, and what its destination does about it. */
-export type DeadLetterStage = 'transform' | 'delivery' | 'late';
+export type DeadLetterStage = 'transform' | 'delivery' | 'late' | 'gap';
 
 /**
  * `blocking`: it holds its destination now. `ahead`: its destination has not reached it yet.
@@ -163,7 +163,7 @@ function decodeDeadLetter(entryId: string, fields: readonly string[]): Omit<Dead
     id: f.get('m') ?? '',
     attempts: Number(f.get('a') ?? 0),
     lastError: f.get('e') ?? '',
-    stage: stage === 'delivery' || stage === 'late' ? stage : 'transform',
+    stage: stage === 'delivery' || stage === 'late' || stage === 'gap' ? stage : 'transform',
     acceptedAt: Number(f.get('t') ?? 0),
     deadLetteredAt: Number(f.get('at') ?? 0),
     payload: f.get('p') ?? '',
@@ -248,6 +248,8 @@ function operatorError(reply: unknown[], destination: string, sequence: number):
       return undefined;
     case 'NO_DEAD_LETTER':
       return new DeadLetterNotFoundError(destination, sequence);
+    case 'LOST':
+      return new DeadLetterLostError(destination, sequence);
     case 'ALREADY_PASSED':
       return new DeadLetterPassedError(destination, sequence, Number(reply[1]));
     default:

@@ -275,6 +275,7 @@ export async function deadLetterDelivery(
   destination: string,
   result: Result,
   error: string,
+  stage: 'delivery' | 'gap' = 'delivery',
 ): Promise<string> {
   return (await runScript(
     redis,
@@ -289,7 +290,7 @@ export async function deadLetterDelivery(
       result.acceptedAt,
       Date.now(),
       result.body,
-      'delivery',
+      stage,
     ],
   )) as string;
 }
@@ -315,4 +316,60 @@ export async function blockOnDeadLetter(
     [destination, sequence, stage],
   );
   return reply === 1;
+}
+
+/**
+ * Whether a destination's sequence still exists anywhere on its way: as an input-stream entry
+ * (unread, or pending with a worker), in the destination's result stream, or in its reorder
+ * buffer. Looked at in the order a message travels, so one moving on meanwhile (each step is
+ * atomic) is still found at its next stop. Pages through the input stream: meant for the rare
+ * gap check, not the hot path.
+ */
+export async function sequenceExists(
+  redis: Redis,
+  keys: KeySchema,
+  destination: string,
+  sequence: number,
+): Promise<boolean> {
+  const wanted = String(sequence);
+  const matches = (fields: readonly string[], needDestination: boolean): boolean => {
+    let d = !needDestination;
+    let s = false;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 'd' && fields[i + 1] === destination) d = true;
+      if (fields[i] === 's' && fields[i + 1] === wanted) s = true;
+    }
+    return d && s;
+  };
+  for (const [key, needDestination] of [
+    [keys.input, true],
+    [keys.results(destination), false],
+  ] as const) {
+    let start = '-';
+    for (;;) {
+      const page = await redis.xrange(key, start, '+', 'COUNT', 1000);
+      if (page.some(([, fields]) => matches(fields, needDestination))) return true;
+      if (page.length < 1000) break;
+      start = `(${page[page.length - 1]![0]}`;
+    }
+  }
+  return (await redis.hexists(keys.buffer(destination), wanted)) === 1;
+}
+
+/**
+ * Records a sequence that exists nowhere any more (lost in a failover without WAIT, or trimmed
+ * by hand) as a dead letter with stage `gap`, and puts a dead result in its place in the reorder
+ * buffer (unless a result turned up meanwhile), so the destination's `onDeadLetter` policy and
+ * the operator commands treat it like any other dead letter.
+ */
+export async function recordLostSequence(
+  redis: ReseqRedis,
+  keys: KeySchema,
+  destination: string,
+  sequence: number,
+  reason: string,
+): Promise<void> {
+  const lost: Result = { kind: 'dead', id: '', sequence, acceptedAt: 0, attempts: 0, body: reason };
+  await deadLetterDelivery(redis, keys, destination, lost, reason, 'gap');
+  await redis.hsetnx(keys.buffer(destination), String(sequence), encodeBuffered(lost));
 }
