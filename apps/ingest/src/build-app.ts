@@ -7,7 +7,6 @@ import type { ReseqConfig } from '@reseq/config';
 import {
   createMetrics,
   evaluateReadiness,
-  faultPoint,
   isReseqError,
   startOpsServer,
   toReseqError,
@@ -15,20 +14,11 @@ import {
   type OpsServer,
   type RunningApp,
 } from '@reseq/runtime';
-import {
-  connectRedis,
-  createRedis,
-  isRedisReady,
-  KeySchema,
-  redisTarget,
-  toStoreError,
-  writeIngestBatch,
-  type ReseqRedis,
-} from '@reseq/store';
+import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget, type ReseqRedis } from '@reseq/store';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { InvalidBodyError, MalformedJsonError, PayloadTooLargeError, RouteNotFoundError } from './errors.js';
-import { IngestBatcher } from './ingest-batcher.js';
+import { createIngestBatcher } from './ingest-batcher.js';
 import { describeValidation, registerMessagesRoute } from './routes/messages.js';
 
 /** Retryable answers that are expected while Redis or ingest is unavailable: not logged as errors. */
@@ -67,20 +57,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     registers: [registry],
   });
 
-  const batcher = new IngestBatcher(async (requests) => {
-    try {
-      const outcomes = await writeIngestBatch(redis, keys, requests, {
-        idempotencyTtlSeconds: config.ingest.idempotencyTtlSeconds,
-        maxBacklog: config.ingest.maxBacklog,
-        destinationWindow: config.ingest.destinationWindow,
-      });
-      // Crash tests: durable in Redis, no 202 sent yet.
-      faultPoint('ingest-after-write');
-      return outcomes;
-    } catch (err) {
-      throw toStoreError(err);
-    }
-  }, config.ingest.maxBatch);
+  const batcher = createIngestBatcher(redis, keys, config.ingest);
 
   const readiness = { redis: () => isRedisReady(redis), accepting: () => !stopping };
   let stopping = false;

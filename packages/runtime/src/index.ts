@@ -16,3 +16,4 @@ export {
 export { createMetrics, type Metrics } from './metrics.js';
 export { runApp, type RunningApp } from './lifecycle.js';
 export { faultPoint } from './fault-point.js';
+export { MicroBatcher, type BatchWrite } from './micro-batcher.js';

@@ -1,16 +1,21 @@
-import type { IngestOutcome, IngestRequest } from '@reseq/store';
 import { describe, expect, it } from 'vitest';
-import { IngestBatcher } from './ingest-batcher.js';
+import { MicroBatcher } from './micro-batcher.js';
 
-const request = (id: string): IngestRequest => ({ id, clientId: true, destinations: ['d'], payload: '1' });
+interface Request {
+  id: string;
+}
+interface Outcome {
+  sequences: Record<string, number>;
+}
+const request = (id: string): Request => ({ id });
 
-describe('IngestBatcher', () => {
+describe('MicroBatcher', () => {
   it('writes the requests of one turn as one batch, in arrival order, and answers each', async () => {
     const batches: string[][] = [];
     let seq = 0;
-    const batcher = new IngestBatcher((requests) => {
+    const batcher = new MicroBatcher<Request, Outcome>((requests) => {
       batches.push(requests.map((r) => r.id));
-      return Promise.resolve(requests.map((): IngestOutcome => ({ duplicate: false, sequences: { d: ++seq } })));
+      return Promise.resolve(requests.map((): Outcome => ({ sequences: { d: ++seq } })));
     }, 100);
     const answers = await Promise.all(['a', 'b', 'c'].map((id) => batcher.submit(request(id))));
     expect(batches).toEqual([['a', 'b', 'c']]);
@@ -19,9 +24,9 @@ describe('IngestBatcher', () => {
 
   it('splits a large turn into batches of at most maxBatch, keeping order', async () => {
     const batches: string[][] = [];
-    const batcher = new IngestBatcher((requests) => {
+    const batcher = new MicroBatcher<Request, Outcome>((requests) => {
       batches.push(requests.map((r) => r.id));
-      return Promise.resolve(requests.map(() => ({ duplicate: false, sequences: {} })));
+      return Promise.resolve(requests.map(() => ({ sequences: {} })));
     }, 2);
     await Promise.all(['a', 'b', 'c', 'd', 'e'].map((id) => batcher.submit(request(id))));
     expect(batches).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
@@ -29,9 +34,9 @@ describe('IngestBatcher', () => {
 
   it('fails every request of a batch whose write failed, and only that batch', async () => {
     let call = 0;
-    const batcher = new IngestBatcher((requests) => {
+    const batcher = new MicroBatcher<Request, Outcome>((requests) => {
       if (call++ === 0) return Promise.reject(new Error('redis down'));
-      return Promise.resolve(requests.map(() => ({ duplicate: false, sequences: {} })));
+      return Promise.resolve(requests.map(() => ({ sequences: {} })));
     }, 1);
     const results = await Promise.allSettled(['a', 'b'].map((id) => batcher.submit(request(id))));
     expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
@@ -39,10 +44,10 @@ describe('IngestBatcher', () => {
 
   it('drain waits for writes in flight', async () => {
     let written = 0;
-    const batcher = new IngestBatcher(async (requests) => {
+    const batcher = new MicroBatcher<Request, Outcome>(async (requests) => {
       await new Promise((resolve) => setTimeout(resolve, 30));
       written += requests.length;
-      return requests.map(() => ({ duplicate: false, sequences: {} }));
+      return requests.map(() => ({ sequences: {} }));
     }, 10);
     void batcher.submit(request('a'));
     void batcher.submit(request('b'));
