@@ -16,6 +16,7 @@ COPY packages/delivery/package.json packages/delivery/
 COPY packages/resequencer/package.json packages/resequencer/
 COPY packages/runtime/package.json packages/runtime/
 COPY packages/store/package.json packages/store/
+COPY packages/webhook-verify/package.json packages/webhook-verify/
 RUN pnpm install --frozen-lockfile
 COPY apps apps
 COPY packages packages

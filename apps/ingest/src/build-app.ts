@@ -1,8 +1,10 @@
 /**
- * The ingest app: a fastify server that accepts messages over HTTP and makes them durable in
- * Redis (see routes/messages.ts, then ingest-batcher.ts, then @reseq/store's ingest-store).
- * `buildIngest` takes the config and a logger and returns a started server.
+ * The ingest app: a fastify server (routes/messages.ts) and a TCP server (tcp/tcp-ingest.ts)
+ * that accept messages and make them durable in Redis, both through one intake
+ * (accept-message.ts, then ingest-batcher.ts, then @reseq/store's ingest-store).
+ * `buildIngest` takes the config and a logger and returns the started servers.
  */
+import { readFileSync } from 'node:fs';
 import type { ReseqConfig } from '@reseq/config';
 import {
   createMetrics,
@@ -15,11 +17,27 @@ import {
   type RunningApp,
 } from '@reseq/runtime';
 import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget, type ReseqRedis } from '@reseq/store';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
 import { Counter } from 'prom-client';
-import { InvalidBodyError, MalformedJsonError, PayloadTooLargeError, RouteNotFoundError } from './errors.js';
+import { createMessageIntake, type Sender } from './accept-message.js';
+import { Authenticator } from './authenticator.js';
+import {
+  InvalidBodyError,
+  MalformedJsonError,
+  PayloadTooLargeError,
+  RouteNotFoundError,
+  UnauthorizedError,
+} from './errors.js';
 import { createIngestBatcher } from './ingest-batcher.js';
+import { RateLimiter } from './rate-limiter.js';
 import { describeValidation, registerMessagesRoute } from './routes/messages.js';
+import { startTcpIngest, type TcpIngest } from './tcp/tcp-ingest.js';
 
 /** Retryable answers that are expected while Redis or ingest is unavailable: not logged as errors. */
 const EXPECTED_503 = new Set(['REDIS_UNAVAILABLE', 'REDIS_REPLICAS_UNAVAILABLE', 'INGEST_SHUTTING_DOWN']);
@@ -34,10 +52,12 @@ export interface IngestOptions {
 export interface Ingest extends RunningApp {
   /** The HTTP port it listens on (useful with HTTP_PORT=0). */
   port: number;
+  /** The TCP port it listens on; undefined when TCP_PORT=0 switched TCP ingest off (contract). */
+  tcpPort: number | undefined;
   server: FastifyInstance;
 }
 
-/** Starts ingest: connects to Redis, then listens on HTTP_PORT. */
+/** Starts ingest: connects to Redis, then listens on HTTP_PORT and TCP_PORT. */
 export async function buildIngest({ config, logger }: IngestOptions): Promise<Ingest> {
   const keys = new KeySchema(config.env.RESEQ_PREFIX);
   const redis: ReseqRedis = createRedis({ target: redisTarget(config.env), name: 'ingest', logger, mode: 'fail-fast' });
@@ -46,14 +66,14 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   const { registry } = createMetrics('ingest');
   const accepted = new Counter({
     name: 'reseq_ingest_accepted_total',
-    help: 'Messages accepted (202), per destination; client retries of an accepted id are not counted',
-    labelNames: ['destination'],
+    help: 'Messages accepted (202), per destination and source; client retries of an accepted id are not counted',
+    labelNames: ['destination', 'source'],
     registers: [registry],
   });
   const rejected = new Counter({
     name: 'reseq_ingest_rejected_total',
-    help: 'Requests answered with an error, per error code',
-    labelNames: ['code'],
+    help: 'Requests (HTTP) and lines (TCP) answered with an error, per error code and source',
+    labelNames: ['code', 'source'],
     registers: [registry],
   });
 
@@ -62,8 +82,35 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   const readiness = { redis: () => isRedisReady(redis), accepting: () => !stopping };
   let stopping = false;
 
+  const authenticator = new Authenticator(config.ingest.tokens);
+  const rateLimiter = config.ingest.rateLimit
+    ? new RateLimiter(config.ingest.rateLimit.perSecond, config.ingest.rateLimit.burst)
+    : undefined;
+  const intake = createMessageIntake({
+    destinations: new Set(Object.keys(config.destinations)),
+    batcher,
+    accepted,
+    isStopping: () => stopping,
+    destinationWindow: config.ingest.destinationWindow,
+    rateLimiter,
+  });
+  const tls = config.ingest.tls
+    ? {
+        cert: readFileSync(config.ingest.tls.cert),
+        key: readFileSync(config.ingest.tls.key),
+        ...(config.ingest.tls.ca ? { ca: readFileSync(config.ingest.tls.ca) } : {}),
+      }
+    : undefined;
+
   const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
+  // Typed as the plain HTTP instance: the routes and hooks are the same with TLS.
   const server = Fastify({
+    ...(tls ? { https: tls } : {}),
+    // Slow clients (slowloris): the whole request within requestTimeoutMs, checked every second
+    // (node's default check runs every 30 s); a socket idle for as long is closed too.
+    requestTimeout: config.ingest.requestTimeoutMs,
+    connectionTimeout: config.ingest.requestTimeoutMs * 2,
+    http: { connectionsCheckingInterval: 1000 },
     loggerInstance: httpLogger,
     // One log line per request would cost more than the request at 20,000 messages a second.
     logController: new LogController({ disableRequestLogging: true }),
@@ -74,6 +121,35 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     // fastify's ajv coerces types by default (`"id": 42` would pass as "42", `"destinations":
     // "a"` as ["a"]) and silently drops unknown fields; the contract calls such bodies invalid.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  }) as unknown as FastifyInstance;
+  server.server.maxConnections = config.ingest.maxConnections;
+
+  // Authentication (where tokens are configured) before the body is even parsed.
+  const senders = new WeakMap<FastifyRequest, Sender>();
+  const seenSources = new Set<string>();
+  server.addHook('onRequest', (request, _reply, done) => {
+    if (request.method !== 'POST' || request.routeOptions.url !== '/v1/messages') {
+      done();
+      return;
+    }
+    if (!authenticator.enabled) {
+      senders.set(request, { source: 'anonymous', rateKey: request.ip });
+      done();
+      return;
+    }
+    const source = authenticator.sourceOfHeader(request.headers.authorization);
+    if (source === undefined) {
+      request.log.warn({ remote: request.ip }, 'http request refused: missing or unknown ingest token');
+      done(new UnauthorizedError());
+      return;
+    }
+    request.log = request.log.child({ source });
+    if (!seenSources.has(source)) {
+      seenSources.add(source);
+      request.log.info('http source authenticated');
+    }
+    senders.set(request, { source, rateKey: `source:${source}` });
+    done();
   });
   // Every body is parsed as JSON whatever its content type (clients that send text/plain or
   // forget the header still send JSON), with fastify's prototype-poisoning protection.
@@ -92,11 +168,12 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
       coded = new PayloadTooLargeError(config.ingest.maxMessageBytes);
     else if (error.statusCode === 400 || error instanceof SyntaxError) coded = new MalformedJsonError(error);
     else coded = toReseqError(error);
-    rejected.inc({ code: coded.code });
+    rejected.inc({ code: coded.code, source: senders.get(request)?.source ?? 'unauthenticated' });
     if (coded.statusCode >= 500 && !EXPECTED_503.has(coded.code)) {
       request.log.error({ err: error }, 'request failed');
     }
-    if (coded.retryable) void reply.header('retry-after', '1');
+    const retryAfter = coded.context.retryAfterSeconds;
+    if (coded.retryable) void reply.header('retry-after', typeof retryAfter === 'number' ? String(retryAfter) : '1');
     void reply.code(coded.statusCode).send(coded.toJSON());
   });
 
@@ -108,11 +185,8 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   });
 
   registerMessagesRoute(server, {
-    destinations: new Set(Object.keys(config.destinations)),
-    batcher,
-    accepted,
-    isStopping: () => stopping,
-    destinationWindow: config.ingest.destinationWindow,
+    intake,
+    senderOf: (request) => senders.get(request) ?? { source: 'anonymous', rateKey: request.ip },
   });
   server.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   server.get('/readyz', async (_request, reply) => {
@@ -132,18 +206,36 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   if (config.env.METRICS_PORT !== undefined) {
     ops = await startOpsServer({ port: config.env.METRICS_PORT, registry, readiness });
   }
-  if (config.env.TCP_PORT !== 0) {
-    logger.info({ tcpPort: config.env.TCP_PORT }, 'TCP ingest is not part of this version; only HTTP is served');
-  }
-  logger.info({ port, destinations: Object.keys(config.destinations) }, 'ingest listening');
+  // TCP_PORT=0 switches TCP ingest off (the contract); HTTP_PORT=0 picks a free port.
+  const tcp: TcpIngest | undefined =
+    config.env.TCP_PORT === 0
+      ? undefined
+      : await startTcpIngest({
+          port: config.env.TCP_PORT,
+          intake,
+          authenticator,
+          rejected,
+          logger: logger.child({ component: 'tcp' }),
+          maxMessageBytes: config.ingest.maxMessageBytes,
+          maxConnections: config.ingest.maxConnections,
+          maxPending: config.ingest.maxPendingPerConnection,
+          idleTimeoutMs: config.ingest.idleTimeoutMs,
+          isStopping: () => stopping,
+          tls,
+        });
+  logger.info(
+    { port, tcpPort: tcp?.port ?? null, tls: tls !== undefined, destinations: Object.keys(config.destinations) },
+    'ingest listening',
+  );
 
   return {
     port,
+    tcpPort: tcp?.port,
     server,
     async stop() {
       stopping = true;
-      // Stop accepting, let in-flight requests finish (their writes are awaited), then close.
-      await server.close();
+      // Stop accepting, let in-flight requests and lines finish (their writes are awaited), then close.
+      await Promise.all([server.close(), tcp?.stop()]);
       await batcher.drain();
       await ops?.close();
       await redis.quit().catch(() => redis.disconnect());

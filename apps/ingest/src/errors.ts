@@ -75,3 +75,41 @@ export class RouteNotFoundError extends ReseqError {
     super('NOT_FOUND', `no route ${method} ${url}`, { statusCode: 404 });
   }
 }
+
+/**
+ * `INGEST_UNAUTHORIZED` (401): ingest tokens are configured and the request (or the TCP
+ * connection's first line) carries none, or one that no source has.
+ */
+export class UnauthorizedError extends ReseqError {
+  override readonly name = 'UnauthorizedError';
+  constructor(detail = 'a known ingest token is required') {
+    super('INGEST_UNAUTHORIZED', detail, { statusCode: 401 });
+  }
+}
+
+/**
+ * `INGEST_RATE_LIMITED` (429, retryable): the source (or remote address) is over
+ * `ingest.rateLimit`; `retryAfterSeconds` says when a message will be taken again.
+ */
+export class RateLimitedError extends ReseqError {
+  override readonly name = 'RateLimitedError';
+  constructor(retryAfterSeconds: number) {
+    super('INGEST_RATE_LIMITED', `over the ingest rate limit; retry in ${retryAfterSeconds} s with the same id`, {
+      statusCode: 429,
+      retryable: true,
+      context: { retryAfterSeconds },
+    });
+  }
+}
+
+/** `INGEST_TOO_MANY_CONNECTIONS` (503, retryable): a TCP connection past `ingest.maxConnections`. */
+export class TooManyConnectionsError extends ReseqError {
+  override readonly name = 'TooManyConnectionsError';
+  constructor(limit: number) {
+    super('INGEST_TOO_MANY_CONNECTIONS', `ingest already holds ${limit} TCP connections; retry later`, {
+      statusCode: 503,
+      retryable: true,
+      context: { limit },
+    });
+  }
+}

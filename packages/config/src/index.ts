@@ -7,9 +7,11 @@ export {
   type ReseqConfig,
   type DestinationConfig,
   type HttpDestinationConfig,
+  type TcpDestinationConfig,
   type EnvConfig,
   type FileConfig,
   type HostPort,
   DESTINATION_NAME_PATTERN,
   MESSAGE_ID_PATTERN,
+  SOURCE_NAME_PATTERN,
 } from './schema.js';

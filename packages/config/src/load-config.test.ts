@@ -57,6 +57,28 @@ describe('parseConfig', () => {
     expect(() => parseConfig({}, { destinations: { ledger: { type: 'ftp', host: 'x' } } })).toThrow(ConfigError);
   });
 
+  it('takes a whsec_ secret on an HTTP destination and refuses a malformed one without echoing it', () => {
+    const secret = `whsec_${Buffer.alloc(24, 7).toString('base64')}`;
+    expect(parseConfig({}, { destinations: { billing: { ...billing, secret } } }).destinations.billing).toMatchObject({
+      secret,
+    });
+    for (const bad of [
+      'whsec_c2hvcnQ=',
+      'c2VjcmV0LXdpdGhvdXQtcHJlZml4LTEyMzQ=',
+      'whsec_not-base64-at-all!!!!!!!!!!!!!!',
+    ]) {
+      try {
+        parseConfig({}, { destinations: { billing: { ...billing, secret: bad } } });
+        expect.unreachable();
+      } catch (err) {
+        expect((err as ConfigError).problems).toEqual([
+          expect.stringMatching(/^RESEQ_CONFIG destinations\.billing\.secret: must be "whsec_" followed by base64/),
+        ]);
+        expect((err as Error).message).not.toContain(bad);
+      }
+    }
+  });
+
   it('treats empty environment values as unset', () => {
     expect(parseConfig({ METRICS_PORT: '', RESEQ_PREFIX: '' }, {}).env).toMatchObject({ RESEQ_PREFIX: 'reseq' });
   });

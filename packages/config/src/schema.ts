@@ -3,6 +3,7 @@
  * file's destinations, plus the project's own tuning knobs (all optional, with defaults).
  * See docs/configuration.md for every field.
  */
+import { isWebhookSecret, MIN_SECRET_BYTES, SECRET_PREFIX } from '@reseq/webhook-verify';
 import { z } from 'zod';
 
 /** Destination names become parts of Redis keys and HTTP headers: keep them plain. */
@@ -10,6 +11,9 @@ export const DESTINATION_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** Client ids become parts of Redis keys and of `Idempotency-Key`: printable, no spaces. */
 export const MESSAGE_ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+/** Ingest source names (keys of `ingest.tokens`) go on logs and metric labels: keep them plain. */
+export const SOURCE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -95,10 +99,47 @@ const httpDestinationSchema = z
     headers: z.record(z.string(), z.string()).default({}),
     /** Backoff between delivery attempts after a 5xx, 408, 429, timeout or network error. */
     retry: retrySchema,
+    /**
+     * `whsec_<base64>`: sign every delivery the Standard Webhooks way (`webhook-id`,
+     * `webhook-timestamp`, `webhook-signature`). Default none: unsigned. The message of a bad
+     * value never repeats it.
+     */
+    secret: z
+      .string()
+      .refine(isWebhookSecret, `must be "${SECRET_PREFIX}" followed by base64 of at least ${MIN_SECRET_BYTES} bytes`)
+      .optional(),
   })
   .strict();
 
-const destinationSchema = z.discriminatedUnion('type', [httpDestinationSchema]);
+const tcpDestinationSchema = z
+  .object({
+    type: z.literal('tcp'),
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535),
+    /** What follows a dead letter: wait for an operator (`block`) or move on (`skip`). */
+    onDeadLetter: z.enum(['block', 'skip']).default('block'),
+    /** Most lines written and not yet acknowledged on the connection. */
+    window: z.number().int().min(1).max(10_000).default(64),
+    /** How long the oldest unacknowledged line (or a connect) may wait before reconnecting, in ms. */
+    timeoutMs: z.number().int().min(1).default(10_000),
+    /** Backoff between reconnects after a lost connection, a timeout or a refused connect. */
+    retry: retrySchema,
+    /** TLS to the receiver; absent means plain TCP. */
+    tls: z
+      .object({
+        /** PEM file of the CA(s) to trust instead of Node's defaults. */
+        caFile: z.string().min(1).optional(),
+        /** Name to verify the certificate against (default: `host`). */
+        serverName: z.string().min(1).optional(),
+        /** Verify the receiver's certificate (default true; switch off in tests only). */
+        rejectUnauthorized: z.boolean().default(true),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const destinationSchema = z.discriminatedUnion('type', [httpDestinationSchema, tcpDestinationSchema]);
 
 /** The RESEQ_CONFIG file. */
 export const fileSchema = z
@@ -130,6 +171,46 @@ export const fileSchema = z
          * Redis, the workers or its reorder buffer while the others flow.
          */
         destinationWindow: z.number().int().min(1).default(10_000),
+        /**
+         * Ingest tokens by source name. Where at least one is set, every HTTP request needs
+         * `Authorization: Bearer <token>` and every TCP connection opens with `{"auth":"<token>"}`;
+         * the source's name goes on logs and metrics. Default none (no authentication).
+         */
+        tokens: z
+          .record(
+            z.string().regex(SOURCE_NAME_PATTERN, 'invalid source name'),
+            z.string().regex(/^[\x21-\x7e]{16,512}$/, 'a token is 16 to 512 printable characters, no spaces'),
+          )
+          .default({})
+          .superRefine((tokens, ctx) => {
+            const values = Object.values(tokens);
+            if (new Set(values).size !== values.length) {
+              ctx.addIssue({ code: 'custom', message: 'two sources share one token' });
+            }
+          }),
+        /** TLS for HTTP and TCP ingest: paths of PEM files (`ca` only to trust client chains). */
+        tls: z
+          .object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() })
+          .strict()
+          .optional(),
+        /** Most open connections per protocol (HTTP, TCP); TCP connections past it are told 503 and closed. */
+        maxConnections: z.number().int().min(1).default(10_000),
+        /** Per-source (per remote address without tokens) token bucket; default no limit. */
+        rateLimit: z
+          .object({
+            /** Messages per second refilled. */
+            perSecond: z.number().positive(),
+            /** Most messages in one burst. */
+            burst: z.number().int().min(1),
+          })
+          .strict()
+          .optional(),
+        /** An HTTP request (headers and body) must arrive within this, in ms (slow clients are cut off). */
+        requestTimeoutMs: z.number().int().min(100).default(30_000),
+        /** A TCP connection with nothing in flight and nothing received for this long is closed, in ms. */
+        idleTimeoutMs: z.number().int().min(100).default(300_000),
+        /** Most unanswered lines of one TCP connection before ingest stops reading it. */
+        maxPendingPerConnection: z.number().int().min(1).max(1_000_000).default(1024),
       })
       .strict()
       .prefault({}),
@@ -179,6 +260,7 @@ export type EnvConfig = z.infer<typeof envSchema>;
 export type FileConfig = z.infer<typeof fileSchema>;
 export type DestinationConfig = z.infer<typeof destinationSchema>;
 export type HttpDestinationConfig = z.infer<typeof httpDestinationSchema>;
+export type TcpDestinationConfig = z.infer<typeof tcpDestinationSchema>;
 
 /** Everything an app needs to know, frozen. */
 export interface ReseqConfig {

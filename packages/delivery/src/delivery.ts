@@ -29,6 +29,13 @@ export type DeliveryOutcome =
 /** A destination adapter. */
 export interface Delivery {
   /**
+   * How many sends the lane may have outstanding at once (default 1: one at a time, as HTTP).
+   * An adapter with a window above 1 keeps the sends in call order on one connection, answers
+   * them in that order, and fails every outstanding send (retryable) when one fails, so the lane
+   * can start again from the first one it has not recorded.
+   */
+  readonly window?: number;
+  /**
    * One attempt; never throws for delivery failures, only reports them. `mayWrite` is asked at
    * the last moment before the request goes on the wire (after connecting); when it answers
    * false the attempt ends unsent, as a retryable failure. The sender passes its lease check, so

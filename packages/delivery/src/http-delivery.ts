@@ -1,9 +1,11 @@
 /**
  * HTTP delivery: `POST <url>` with the payload as JSON and the contract's headers
- * (`Idempotency-Key`, `Reseq-Sequence`, `Reseq-Message-Id`). A 2xx counts as delivered.
+ * (`Idempotency-Key`, `Reseq-Sequence`, `Reseq-Message-Id`), signed the Standard Webhooks way
+ * where the destination has a `secret`. A 2xx counts as delivered.
  * Connections are kept alive in an undici pool per destination.
  */
 import type { HttpDestinationConfig } from '@reseq/config';
+import { signWebhook, webhookKey } from '@reseq/webhook-verify';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { idempotencyKey, type Delivery, type DeliveryOutcome, type DeliveryRequest } from './delivery.js';
 
@@ -51,10 +53,13 @@ export class HttpDelivery implements Delivery {
   readonly #pool: Pool;
   readonly #path: string;
   readonly #config: HttpDestinationConfig;
+  /** The HMAC key of the destination's `secret`, where it has one. */
+  readonly #signingKey: Buffer | undefined;
 
   constructor(config: HttpDestinationConfig) {
     const url = new URL(config.url);
     this.#config = config;
+    this.#signingKey = config.secret === undefined ? undefined : webhookKey(config.secret);
     this.#path = `${url.pathname}${url.search}`;
     this.#pool = new Pool(url.origin, {
       connections: 4,
@@ -68,17 +73,21 @@ export class HttpDelivery implements Delivery {
   async send(request: DeliveryRequest, signal?: AbortSignal, mayWrite?: () => boolean): Promise<DeliveryOutcome> {
     try {
       const dispatcher = mayWrite ? this.#pool.compose(checkBeforeWrite(mayWrite)) : this.#pool;
+      const id = idempotencyKey(request);
+      // Signed: the very bytes that were signed go on the wire.
+      const body = this.#signingKey ? Buffer.from(request.payload, 'utf8') : request.payload;
       const response = await dispatcher.request({
         method: 'POST',
         path: this.#path,
         headers: {
           ...this.#config.headers,
           'content-type': 'application/json',
-          'idempotency-key': idempotencyKey(request),
+          'idempotency-key': id,
           'reseq-sequence': String(request.sequence),
           'reseq-message-id': request.messageId,
+          ...this.#signatureHeaders(id, body),
         },
-        body: request.payload,
+        body,
         signal,
       });
       // Drain the body so the connection goes back to the pool.
@@ -99,6 +108,17 @@ export class HttpDelivery implements Delivery {
       const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       return { ok: false, retryable: true, error: aborted ? 'aborted' : message };
     }
+  }
+
+  /** The Standard Webhooks headers of one attempt (a fresh timestamp each), or none without a secret. */
+  #signatureHeaders(id: string, body: string | Buffer): Record<string, string> {
+    if (!this.#signingKey) return {};
+    const timestamp = Math.floor(Date.now() / 1000);
+    return {
+      'webhook-id': id,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signWebhook(this.#signingKey, { id, timestamp, body }),
+    };
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,18 @@
 /**
- * Delivery adapters: how a settled, in-order result reaches its destination. HTTP now; TCP and
+ * Delivery adapters: how a settled, in-order result reaches its destination. HTTP and TCP now;
  * PostgreSQL adapters join them behind the same {@link Delivery} interface.
  */
 export { type Delivery, type DeliveryRequest, type DeliveryOutcome, idempotencyKey } from './delivery.js';
 export { HttpDelivery } from './http-delivery.js';
+export { TcpDelivery } from './tcp-delivery.js';
+export {
+  encodeAckLine,
+  encodeMessageLine,
+  parseAckLine,
+  parseMessageLine,
+  LineSplitter,
+  LineTooLongError,
+  type TcpMessageLine,
+} from './tcp-framing.js';
+export { startTcpReceiver, type TcpReceiver, type TcpReceiverOptions, type ReceivedLine } from './tcp-receiver.js';
 export { createDelivery } from './create-delivery.js';

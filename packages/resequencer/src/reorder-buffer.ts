@@ -50,6 +50,14 @@ export class ReorderBuffer<T> {
   }
 
   /**
+   * The held result of a later turn, if it has arrived (a lane with a delivery window sends a
+   * few turns ahead, but still settles them one turn after another).
+   */
+  at(sequence: number): T | undefined {
+    return sequence > this.#delivered ? this.#held.get(sequence) : undefined;
+  }
+
+  /**
    * Settles the current turn (after the destination took it, or it was dropped or skipped) and
    * returns its result. Throws when that result has not arrived: settling a gap would reorder.
    */

@@ -1,6 +1,7 @@
 /**
  * The one pino root logger of a process. Components get `logger.child({ component })`;
- * nothing imports a global logger. Credentials in Redis URLs and auth headers are redacted.
+ * nothing imports a global logger. Secrets (webhook secrets, ingest tokens, passwords, auth
+ * headers) are redacted wherever a config-like object puts them; URLs keep all but their password.
  */
 import { pino, type Logger } from 'pino';
 
@@ -16,18 +17,68 @@ export interface LoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
-/** Paths that must never reach a log line. */
+/** Paths that must never reach a log line (URLs among them keep everything but their password). */
 const REDACT = [
-  'redisUrl',
-  '*.redisUrl',
   'password',
   '*.password',
+  '*.*.password',
+  'sentinelPassword',
+  '*.sentinelPassword',
+  'REDIS_SENTINEL_PASSWORD',
+  '*.REDIS_SENTINEL_PASSWORD',
+  '*.*.REDIS_SENTINEL_PASSWORD',
+  // Webhook secrets of destinations, down to a whole config (`config.destinations.<name>.secret`).
   'secret',
   '*.secret',
+  '*.*.secret',
+  '*.*.*.secret',
   'headers.authorization',
+  'headers.Authorization',
   'req.headers.authorization',
   '*.headers.authorization',
+  '*.headers.Authorization',
+  '*.*.headers.authorization',
+  '*.*.headers.Authorization',
+  // A destination's extra headers exist to carry the receiver's credentials.
+  'destinations.*.headers',
+  '*.destinations.*.headers',
+  // URLs: logged with the password masked (censor below), wherever one sits.
+  ...['url', 'redisUrl', 'REDIS_URL', 'redis'].flatMap((key) => [key, `*.${key}`, `*.*.${key}`, `*.*.*.${key}`]),
+  'sources[*].redis',
+  '*.sources[*].redis',
+  // Ingest tokens (config `ingest.tokens`, a TCP `{"auth": ...}` line).
+  'tokens',
+  '*.tokens',
+  'token',
+  '*.token',
+  '*.*.tokens',
+  'auth',
+  '*.auth',
 ];
+
+/** Keys whose values are URLs: their password is masked, the rest stays readable. */
+const URL_KEYS = new Set(['url', 'redisUrl', 'REDIS_URL', 'redis']);
+
+const CENSOR = '[redacted]';
+
+/**
+ * `url` with its password (and a user-only credential such as `redis://:token@`) replaced by
+ * `[redacted]`; anything that is not such a URL comes back unchanged.
+ */
+export function maskUrlPassword(url: string): string {
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i.exec(url);
+  if (!match) return url;
+  const userinfo = match[2]!;
+  const colon = userinfo.indexOf(':');
+  const masked = colon < 0 ? CENSOR : `${userinfo.slice(0, colon)}:${CENSOR}`;
+  return `${match[1]}${masked}@${url.slice(match[0].length)}`;
+}
+
+function censor(value: unknown, path: string[]): unknown {
+  const key = path[path.length - 1];
+  if (key !== undefined && URL_KEYS.has(key)) return typeof value === 'string' ? maskUrlPassword(value) : CENSOR;
+  return CENSOR;
+}
 
 /** Creates the root logger of an app. */
 export function createLogger(options: LoggerOptions): Logger {
@@ -42,7 +93,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       level,
       base: { app: options.app, pid: process.pid },
-      redact: { paths: REDACT, censor: '[redacted]' },
+      redact: { paths: REDACT, censor },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     options.destination ?? pino.destination({ sync: false }),

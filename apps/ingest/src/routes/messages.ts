@@ -1,14 +1,11 @@
 /**
- * `POST /v1/messages`: where a message enters reseq. The body is validated by a JSON schema
- * (compiled by fastify's ajv), the destinations are checked against the config, and the
- * message is handed to the batcher; 202 is answered only once it is durable in Redis.
+ * `POST /v1/messages`: where a message enters reseq over HTTP. The parsed body goes to the
+ * intake shared with TCP (accept-message.ts: the JSON schema below, the destinations, the
+ * batcher); 202 is answered only once the message is durable in Redis.
  */
-import { randomUUID } from 'node:crypto';
 import { DESTINATION_NAME_PATTERN, MESSAGE_ID_PATTERN } from '@reseq/config';
-import type { FastifyInstance } from 'fastify';
-import type { Counter } from 'prom-client';
-import { DestinationBacklogFullError, ShuttingDownError, UnknownDestinationError } from '../errors.js';
-import type { IngestBatcher } from '../ingest-batcher.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { MessageIntake, Sender } from '../accept-message.js';
 
 /** Most destinations one message may name. */
 export const MAX_DESTINATIONS_PER_MESSAGE = 64;
@@ -35,7 +32,7 @@ export const messageBodySchema = {
   additionalProperties: false,
 } as const;
 
-/** One ajv error, as fastify reports it. */
+/** One ajv error. */
 interface ValidationIssue {
   keyword: string;
   instancePath: string;
@@ -63,40 +60,17 @@ export function describeValidation(issues: readonly ValidationIssue[]): string {
   return parts.join('; ');
 }
 
-interface MessageBody {
-  destination?: string;
-  destinations?: string[];
-  payload: unknown;
-  id?: string;
-}
-
 /** What the route needs from the app. */
 export interface MessagesRouteOptions {
-  destinations: ReadonlySet<string>;
-  batcher: IngestBatcher;
-  accepted: Counter<'destination'>;
-  isStopping: () => boolean;
-  /** The configured destination window (for the 429's message). */
-  destinationWindow: number;
+  intake: MessageIntake;
+  /** Who sent a request (set by the auth hook of build-app.ts). */
+  senderOf: (request: FastifyRequest) => Sender;
 }
 
-/** Registers `POST /v1/messages`. */
+/** Registers `POST /v1/messages`: the body is validated by the intake, not by fastify. */
 export function registerMessagesRoute(app: FastifyInstance, options: MessagesRouteOptions): void {
-  app.post<{ Body: MessageBody }>('/v1/messages', { schema: { body: messageBodySchema } }, async (request, reply) => {
-    if (options.isStopping()) throw new ShuttingDownError();
-    const body = request.body;
-    const destinations = body.destinations ?? [body.destination!];
-    const unknown = destinations.filter((d) => !options.destinations.has(d));
-    if (unknown.length > 0) throw new UnknownDestinationError(unknown);
-    const id = body.id ?? randomUUID();
-    const outcome = await options.batcher.submit({
-      id,
-      clientId: body.id !== undefined,
-      destinations,
-      payload: JSON.stringify(body.payload),
-    });
-    if (outcome.windowFull) throw new DestinationBacklogFullError(outcome.windowFull, options.destinationWindow);
-    if (!outcome.duplicate) for (const d of destinations) options.accepted.inc({ destination: d });
-    return reply.code(202).send({ id, sequences: outcome.sequences });
+  app.post('/v1/messages', async (request, reply) => {
+    const accepted = await options.intake(request.body, options.senderOf(request));
+    return reply.code(202).send(accepted);
   });
 }
