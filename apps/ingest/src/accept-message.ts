@@ -10,6 +10,7 @@ import type { Counter } from 'prom-client';
 import {
   DestinationBacklogFullError,
   InvalidBodyError,
+  PayloadTooDeepError,
   RateLimitedError,
   ShuttingDownError,
   UnknownDestinationError,
@@ -67,6 +68,22 @@ export function assertMessageBody(body: unknown): asserts body is MessageBody {
   if (!validateBody(body)) throw new InvalidBodyError(describeValidation(validateBody.errors ?? []));
 }
 
+/** Deepest nesting of arrays and objects a payload may have. */
+export const MAX_PAYLOAD_DEPTH = 2000;
+
+/** Throws {@link PayloadTooDeepError} when `value` nests deeper than `limit` (iteratively: no stack). */
+function assertDepth(value: unknown, limit: number): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > limit) throw new PayloadTooDeepError(limit);
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+}
+
 /** Creates the intake shared by the HTTP route and the TCP server. */
 export function createMessageIntake(options: MessageIntakeOptions): MessageIntake {
   return async (body, sender) => {
@@ -80,11 +97,19 @@ export function createMessageIntake(options: MessageIntakeOptions): MessageIntak
     const unknown = destinations.filter((d) => !options.destinations.has(d));
     if (unknown.length > 0) throw new UnknownDestinationError(unknown);
     const id = body.id ?? randomUUID();
+    assertDepth(body.payload, MAX_PAYLOAD_DEPTH);
+    let payload: string;
+    try {
+      payload = JSON.stringify(body.payload);
+    } catch {
+      // Beyond what the depth check catches, a payload this engine cannot encode is refused.
+      throw new PayloadTooDeepError(MAX_PAYLOAD_DEPTH);
+    }
     const outcome = await options.batcher.submit({
       id,
       clientId: body.id !== undefined,
       destinations,
-      payload: JSON.stringify(body.payload),
+      payload,
     });
     if (outcome.windowFull) throw new DestinationBacklogFullError(outcome.windowFull, options.destinationWindow);
     if (!outcome.duplicate) {

@@ -33,9 +33,12 @@ import {
   PayloadTooLargeError,
   RouteNotFoundError,
   UnauthorizedError,
+  UnsupportedMediaTypeError,
 } from './errors.js';
+import { answerClientError } from './client-error.js';
 import { createIngestBatcher } from './ingest-batcher.js';
 import { RateLimiter } from './rate-limiter.js';
+import { startSources, type Sources } from './sources/start-sources.js';
 import { describeValidation, registerMessagesRoute } from './routes/messages.js';
 import { startTcpIngest, type TcpIngest } from './tcp/tcp-ingest.js';
 
@@ -121,6 +124,9 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     // fastify's ajv coerces types by default (`"id": 42` would pass as "42", `"destinations":
     // "a"` as ["a"]) and silently drops unknown fields; the contract calls such bodies invalid.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    // Requests that break HTTP itself (431, bad framing, header timeouts) are answered below
+    // the router; give them the same coded JSON body as every other error.
+    clientErrorHandler: answerClientError,
   }) as unknown as FastifyInstance;
   server.server.maxConnections = config.ingest.maxConnections;
 
@@ -153,9 +159,20 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   });
   // Every body is parsed as JSON whatever its content type (clients that send text/plain or
   // forget the header still send JSON), with fastify's prototype-poisoning protection.
+  // The body is decoded strictly: invalid UTF-8 is malformed JSON, not silently replaced by U+FFFD.
   const parseJson = server.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
   server.removeAllContentTypeParsers();
-  server.addContentTypeParser('*', { parseAs: 'string' }, parseJson);
+  server.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch (err) {
+      done(new MalformedJsonError(err), undefined);
+      return;
+    }
+    void parseJson(request, text, done);
+  });
 
   server.setNotFoundHandler((request) => {
     throw new RouteNotFoundError(request.method, request.url);
@@ -166,6 +183,8 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     else if (error.validation) coded = new InvalidBodyError(describeValidation(error.validation));
     else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       coded = new PayloadTooLargeError(config.ingest.maxMessageBytes);
+    else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.statusCode === 415)
+      coded = new UnsupportedMediaTypeError(String(request.headers['content-type']));
     else if (error.statusCode === 400 || error instanceof SyntaxError) coded = new MalformedJsonError(error);
     else coded = toReseqError(error);
     rejected.inc({ code: coded.code, source: senders.get(request)?.source ?? 'unauthenticated' });
@@ -223,6 +242,15 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
           isStopping: () => stopping,
           tls,
         });
+  // Queues producers already write to (config `sources`), each consumed by one ingest at a time.
+  const sources: Sources = startSources({
+    sources: config.sources,
+    redis,
+    keys,
+    intake,
+    maxMessageBytes: config.ingest.maxMessageBytes,
+    logger,
+  });
   logger.info(
     { port, tcpPort: tcp?.port ?? null, tls: tls !== undefined, destinations: Object.keys(config.destinations) },
     'ingest listening',
@@ -233,6 +261,9 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     tcpPort: tcp?.port,
     server,
     async stop() {
+      // Sources first: the job in hand is completed (or left to the next holder) and the leases
+      // are given back while the intake still takes messages.
+      await sources.stop();
       stopping = true;
       // Stop accepting, let in-flight requests and lines finish (their writes are awaited), then close.
       await Promise.all([server.close(), tcp?.stop()]);

@@ -113,3 +113,28 @@ export class TooManyConnectionsError extends ReseqError {
     });
   }
 }
+
+/** `INGEST_UNSUPPORTED_MEDIA_TYPE` (415): the Content-Type header is not a media type at all. */
+export class UnsupportedMediaTypeError extends ReseqError {
+  override readonly name = 'UnsupportedMediaTypeError';
+  constructor(contentType: string) {
+    super(
+      'INGEST_UNSUPPORTED_MEDIA_TYPE',
+      `"${contentType.slice(0, 100)}" is not a media type; send application/json`,
+      {
+        statusCode: 415,
+      },
+    );
+  }
+}
+
+/** `INGEST_PAYLOAD_TOO_DEEP` (400): the payload nests arrays/objects deeper than the limit. */
+export class PayloadTooDeepError extends ReseqError {
+  override readonly name = 'PayloadTooDeepError';
+  constructor(limit: number) {
+    super('INGEST_PAYLOAD_TOO_DEEP', `the payload is nested deeper than ${limit} levels`, {
+      statusCode: 400,
+      context: { limit },
+    });
+  }
+}

@@ -50,8 +50,8 @@ export function parseConfig(env: Record<string, string | undefined>, file: unkno
     ...(fileResult.success ? [] : describe('RESEQ_CONFIG ', fileResult.error)),
   ];
   if (!envResult.success || !fileResult.success) throw new ConfigError(problems);
-  const { destinations, ingest, transform, worker, sender } = fileResult.data;
-  return deepFreeze({ env: envResult.data, destinations, ingest, transform, worker, sender });
+  const { destinations, sources, ingest, transform, worker, sender } = fileResult.data;
+  return deepFreeze({ env: envResult.data, destinations, sources, ingest, transform, worker, sender });
 }
 
 /**

@@ -139,11 +139,93 @@ const tcpDestinationSchema = z
   })
   .strict();
 
-const destinationSchema = z.discriminatedUnion('type', [httpDestinationSchema, tcpDestinationSchema]);
+/**
+ * A table name the PostgreSQL adapter puts into SQL: a plain identifier (letters, digits, `_`,
+ * starting with a letter or `_`, at most 63 bytes), optionally schema-qualified (`audit.events`).
+ * Plain identifiers are folded to lower case by PostgreSQL, so write them in lower case.
+ */
+export const SQL_TABLE_PATTERN = /^[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?$/;
+
+const postgresDestinationSchema = z
+  .object({
+    type: z.literal('postgres'),
+    url: z.string().regex(/^postgres(?:ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
+    /** The table the rows go to, created if missing. */
+    table: z.string().regex(SQL_TABLE_PATTERN, 'must be a lower-case SQL identifier, optionally schema.table'),
+    /**
+     * The table of delivered positions (one row per destination), in the same database, created
+     * if missing.
+     */
+    positionsTable: z
+      .string()
+      .regex(SQL_TABLE_PATTERN, 'must be a lower-case SQL identifier, optionally schema.table')
+      .default('reseq_positions'),
+    /** What follows a dead letter (a payload PostgreSQL refuses): `block` or `skip`. */
+    onDeadLetter: z.enum(['block', 'skip']).default('block'),
+    /** Most rows in one transaction, and most sends the lane keeps outstanding. */
+    window: z.number().int().min(1).max(10_000).default(256),
+    /** How long one transaction (or a connect) may take before it counts as failed, in ms. */
+    timeoutMs: z.number().int().min(1).default(10_000),
+    /** Backoff between attempts while PostgreSQL is down, restarting or times out. */
+    retry: retrySchema,
+  })
+  .strict();
+
+const destinationSchema = z.discriminatedUnion('type', [
+  httpDestinationSchema,
+  tcpDestinationSchema,
+  postgresDestinationSchema,
+]);
+
+/** A `redis://` or `rediss://` URL of a producer's Redis (a source's queues). */
+const sourceRedisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+
+/**
+ * How long one ingest holds a source before another may take it over after it died, in ms;
+ * also the BullMQ job lock's duration. Default 10 s.
+ */
+const sourceLeaseTtlMs = z.number().int().min(500).max(300_000).default(10_000);
+
+const bullmqSourceSchema = z
+  .object({
+    type: z.literal('bullmq'),
+    redis: sourceRedisUrl,
+    /** The BullMQ queue's name, as its producers' `new Queue(name)`. */
+    queue: z.string().regex(/^[\x21-\x7e]{1,100}$/, 'printable, no spaces'),
+    /** The BullMQ key prefix (`prefix` of the producers' Queue options). */
+    prefix: z.string().min(1).default('bull'),
+    destination: z.string().regex(DESTINATION_NAME_PATTERN, 'invalid destination name'),
+    leaseTtlMs: sourceLeaseTtlMs,
+  })
+  .strict();
+
+const kueSourceSchema = z
+  .object({
+    type: z.literal('kue'),
+    redis: sourceRedisUrl,
+    /** Kue's key prefix (`prefix` of the producers' `kue.createQueue`). */
+    prefix: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,64}$/, 'printable, no spaces')
+      .default('q'),
+    /** The job type the producers `queue.create(type, data)`. */
+    job: z.string().regex(/^[\x21-\x7e]{1,100}$/, 'printable, no spaces'),
+    destination: z.string().regex(DESTINATION_NAME_PATTERN, 'invalid destination name'),
+    leaseTtlMs: sourceLeaseTtlMs,
+  })
+  .strict();
+
+/** A queue that producers already write to, consumed by ingest (`sources` in the config file). */
+const sourceSchema = z.discriminatedUnion('type', [bullmqSourceSchema, kueSourceSchema]);
 
 /** The RESEQ_CONFIG file. */
 export const fileSchema = z
   .object({
+    /**
+     * Queues ingest consumes besides HTTP and TCP: each job's `data` becomes a message's payload,
+     * in the order the producer added the jobs. Default none.
+     */
+    sources: z.array(sourceSchema).default([]),
     destinations: z
       .record(z.string().regex(DESTINATION_NAME_PATTERN, 'invalid destination name'), destinationSchema)
       .default({}),
@@ -254,18 +336,52 @@ export const fileSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((file, ctx) => {
+    const seen = new Set<string>();
+    file.sources.forEach((source, i) => {
+      if (!Object.hasOwn(file.destinations, source.destination)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sources', i, 'destination'],
+          message: `unknown destination "${source.destination}"`,
+        });
+      }
+      const id = sourceId(source);
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['sources', i], message: `${id} is listed twice` });
+      seen.add(id);
+    });
+    const kue = file.sources.filter((source) => source.type === 'kue');
+    if (new Set(kue.map((source) => `${source.redis}|${source.prefix}`)).size > 1) {
+      // The kue package keeps one queue (one Redis, one prefix) per process.
+      ctx.addIssue({ code: 'custom', path: ['sources'], message: 'every kue source must share one redis and prefix' });
+    }
+  });
+
+/**
+ * A source's stable name, on its lease, logs and metrics: `bullmq:<queue>` or
+ * `kue:<prefix>:<job type>`.
+ */
+export function sourceId(source: SourceConfig): string {
+  return source.type === 'bullmq' ? `bullmq:${source.prefix}:${source.queue}` : `kue:${source.prefix}:${source.job}`;
+}
 
 export type EnvConfig = z.infer<typeof envSchema>;
 export type FileConfig = z.infer<typeof fileSchema>;
 export type DestinationConfig = z.infer<typeof destinationSchema>;
 export type HttpDestinationConfig = z.infer<typeof httpDestinationSchema>;
 export type TcpDestinationConfig = z.infer<typeof tcpDestinationSchema>;
+export type SourceConfig = z.infer<typeof sourceSchema>;
+export type BullmqSourceConfig = z.infer<typeof bullmqSourceSchema>;
+export type KueSourceConfig = z.infer<typeof kueSourceSchema>;
+export type PostgresDestinationConfig = z.infer<typeof postgresDestinationSchema>;
 
 /** Everything an app needs to know, frozen. */
 export interface ReseqConfig {
   env: EnvConfig;
   destinations: Readonly<Record<string, DestinationConfig>>;
+  /** Queues ingest consumes (contract `sources`); empty by default. */
+  sources: FileConfig['sources'];
   ingest: FileConfig['ingest'];
   transform: FileConfig['transform'];
   worker: FileConfig['worker'];

@@ -4,6 +4,7 @@
 import type { DestinationConfig } from '@reseq/config';
 import type { Delivery } from './delivery.js';
 import { HttpDelivery } from './http-delivery.js';
+import { PostgresDelivery } from './postgres-delivery.js';
 import { TcpDelivery } from './tcp-delivery.js';
 
 /** Creates the delivery adapter of a destination. */
@@ -13,5 +14,7 @@ export function createDelivery(config: DestinationConfig): Delivery {
       return new HttpDelivery(config);
     case 'tcp':
       return new TcpDelivery(config);
+    case 'postgres':
+      return new PostgresDelivery(config);
   }
 }

@@ -1,10 +1,11 @@
 /**
- * Delivery adapters: how a settled, in-order result reaches its destination. HTTP and TCP now;
- * PostgreSQL adapters join them behind the same {@link Delivery} interface.
+ * Delivery adapters: how a settled, in-order result reaches its destination: HTTP, TCP and
+ * PostgreSQL (exactly once), all behind the same {@link Delivery} interface.
  */
 export { type Delivery, type DeliveryRequest, type DeliveryOutcome, idempotencyKey } from './delivery.js';
 export { HttpDelivery } from './http-delivery.js';
 export { TcpDelivery } from './tcp-delivery.js';
+export { PostgresDelivery } from './postgres-delivery.js';
 export {
   encodeAckLine,
   encodeMessageLine,

@@ -18,6 +18,7 @@ export { SCRIPT_VERSION, SCRIPT_NAMES, commandName, type ReseqRedis, type Script
 export * from './codec.js';
 export * from './errors.js';
 export * from './ingest-store.js';
+export * from './source-store.js';
 export * from './worker-store.js';
 export * from './sender-store.js';
 export * from './operator-store.js';

@@ -79,6 +79,17 @@ export class KeySchema {
   get waitMark(): string {
     return `${this.tag}:wait`;
   }
+  /**
+   * String with TTL: "<ingest id>|<fencing token>" of the one ingest that consumes a source
+   * (a Kue job type or a BullMQ queue, `source` being its id such as `bullmq:bull:orders`).
+   */
+  sourceLease(source: string): string {
+    return `${this.tag}:source-lease:${source}`;
+  }
+  /** Hash: source id -> last fencing token handed out for its lease. */
+  get sourceFences(): string {
+    return `${this.tag}:source-fence`;
+  }
   /** Sorted set: sender id -> last heartbeat, to share leases among live senders. */
   get senders(): string {
     return `${this.tag}:senders`;
