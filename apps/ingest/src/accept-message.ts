@@ -71,15 +71,22 @@ export function assertMessageBody(body: unknown): asserts body is MessageBody {
 /** Deepest nesting of arrays and objects a payload may have. */
 export const MAX_PAYLOAD_DEPTH = 2000;
 
-/** Throws {@link PayloadTooDeepError} when `value` nests deeper than `limit` (iteratively: no stack). */
-function assertDepth(value: unknown, limit: number): void {
+/**
+ * Throws {@link PayloadTooDeepError} when `value` nests deeper than `limit` (iteratively: no
+ * stack), and {@link InvalidBodyError} for a number too large for a double (JSON.parse makes
+ * `1e400` Infinity, which would be delivered as null).
+ */
+function assertPayload(value: unknown, limit: number): void {
   const stack: [unknown, number][] = [[value, 1]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
+    if (typeof node === 'number' && !Number.isFinite(node)) {
+      throw new InvalidBodyError('payload holds a number too large to represent (beyond ±1.8e308)');
+    }
     if (node === null || typeof node !== 'object') continue;
     if (depth > limit) throw new PayloadTooDeepError(limit);
     for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+      if ((child !== null && typeof child === 'object') || typeof child === 'number') stack.push([child, depth + 1]);
     }
   }
 }
@@ -97,7 +104,7 @@ export function createMessageIntake(options: MessageIntakeOptions): MessageIntak
     const unknown = destinations.filter((d) => !options.destinations.has(d));
     if (unknown.length > 0) throw new UnknownDestinationError(unknown);
     const id = body.id ?? randomUUID();
-    assertDepth(body.payload, MAX_PAYLOAD_DEPTH);
+    assertPayload(body.payload, MAX_PAYLOAD_DEPTH);
     let payload: string;
     try {
       payload = JSON.stringify(body.payload);

@@ -218,6 +218,9 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     reply.header('content-type', registry.contentType).send(await registry.metrics()),
   );
 
+  // Node keeps only the first 1,000 header lines by default and drops the rest silently (a
+  // Content-Length among them would lose the body); the 16 KiB header size limit still applies.
+  server.server.maxHeadersCount = 0;
   await server.listen({ port: config.env.HTTP_PORT, host: '0.0.0.0' });
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : config.env.HTTP_PORT;
