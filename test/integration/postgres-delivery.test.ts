@@ -10,7 +10,13 @@ import { PostgresDelivery, type DeliveryOutcome } from '@reseq/delivery';
 import { parseConfig, type PostgresDestinationConfig } from '@reseq/config';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { waitFor, type AppProcess } from '../fixtures/apps.js';
-import { createTestDatabase, pgCluster, waitForPostgres, type TestDatabase } from '../fixtures/postgres.js';
+import {
+  createTestDatabase,
+  pgCluster,
+  postgresAvailable,
+  waitForPostgres,
+  type TestDatabase,
+} from '../fixtures/postgres.js';
 import {
   deadLetters,
   expectDelivered,
@@ -62,7 +68,7 @@ async function expectExactlyOnce(db: TestDatabase, destination: string, count: n
   expect(await position(db, destination)).toBe(count);
 }
 
-describe('delivery into PostgreSQL', () => {
+describe.skipIf(!(await postgresAvailable()))('delivery into PostgreSQL', () => {
   const databases: TestDatabase[] = [];
   let h: Harness | undefined;
   afterEach(async (context) => {
