@@ -11,6 +11,7 @@ COPY apps/ingest/package.json apps/ingest/
 COPY apps/transform-worker/package.json apps/transform-worker/
 COPY apps/resequencer-sender/package.json apps/resequencer-sender/
 COPY apps/cli/package.json apps/cli/
+COPY apps/cli/bin apps/cli/bin
 COPY packages/config/package.json packages/config/
 COPY packages/delivery/package.json packages/delivery/
 COPY packages/resequencer/package.json packages/resequencer/
