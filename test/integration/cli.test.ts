@@ -222,6 +222,103 @@ describe('reseq CLI', () => {
     expect(after.destinations.ledger).toMatchObject({ delivered: 4, deadLettered: 0, blocked: false, skipped: 1 });
   });
 
+  it('pauses a destination (messages are accepted and transformed, not delivered), resumes it in order; inspect shows the raw state', async () => {
+    const { sinks, ingest, cli } = await pipeline('cli pause', { billing: {}, audit: {} });
+    for (const n of [1, 2]) await h.send(ingest, { destination: 'billing', payload: { n } });
+    await waitFor(() => sinks.billing!.unique().length >= 2, 'billing to get 1 and 2');
+
+    const paused = await json<{ destination: string; paused: boolean; since: number; changed: boolean }>(
+      cli('destination', 'pause', 'billing', '--json'),
+    );
+    expect(paused).toMatchObject({ destination: 'billing', paused: true, changed: true });
+    expect((await cli('destination', 'pause', 'billing')).stdout).toMatch(/^billing was paused already/);
+    // The sender reads the marker at most once a second (no round trip per message).
+    await new Promise((r) => setTimeout(r, 1_500));
+    for (const n of [3, 4, 5]) await h.send(ingest, { destination: 'billing', payload: { n } });
+    await h.send(ingest, { destination: 'audit', payload: { n: 1 } });
+    await waitFor(() => sinks.audit!.unique().length >= 1, 'audit, not paused, to get 1');
+    await waitFor(async () => {
+      const s = (await json<StatusJson>(cli('status', '--json'))).destinations.billing!;
+      return Number(s.buffered) + Number(s.pendingResults) === 3;
+    }, 'billing 3, 4 and 5 transformed and waiting');
+    await new Promise((r) => setTimeout(r, 2_500));
+    expectDelivered(sinks.billing!, [1, 2]);
+
+    const status = await json<StatusJson>(cli('status', '--json'));
+    expect(status.destinations.billing).toMatchObject({ assigned: 5, delivered: 2, paused: true, blocked: false });
+    expect(status.destinations.billing!.pausedSince).toBe(paused.since);
+    expect(status.destinations.audit).toMatchObject({ paused: false, pausedSince: null });
+    const table = await cli('status');
+    expect(table.stdout).toMatch(/^billing +5 +2 +3 +0 +no +yes /m);
+    expect(table.stdout).toContain("paused: billing; see 'pnpm reseq destination resume <destination>'");
+
+    // inspect: the raw picture, with the redis-cli commands on the real key names.
+    interface InspectJson {
+      prefix: string;
+      input: {
+        key: string;
+        length: { value: number; command: string };
+        groups: { value: { name: string; consumers: number; pending: number; lag: number | null }[] };
+        pending: { value: { total: number; consumers: Record<string, number> }; command: string };
+      };
+      hashes: Record<string, { key: string; value: Record<string, string>; command: string }>;
+      destinations: Record<
+        string,
+        {
+          results: { key: string; value: number };
+          buffer: { value: number };
+          lease: { value: string | null; command: string };
+        }
+      >;
+    }
+    const raw = await json<InspectJson>(cli('inspect', '--json'));
+    expect(raw.prefix).toBe(h.prefix);
+    expect(raw.input.key).toBe(h.key('in'));
+    expect(raw.input.length.value).toBe(await h.redis.xlen(h.key('in')));
+    expect(raw.input.length.command).toBe(`redis-cli XLEN '${h.key('in')}'`);
+    expect(raw.input.groups.value).toEqual([expect.objectContaining({ name: 'workers', pending: 0 })]);
+    expect(raw.input.groups.value[0]!.consumers).toBeGreaterThanOrEqual(1);
+    expect(raw.input.pending.value.total).toBe(0);
+    expect(raw.hashes.paused!.value).toEqual({ billing: String(paused.since) });
+    expect(raw.hashes.sequences!.value).toEqual({ billing: '5', audit: '1' });
+    expect(raw.hashes.delivered!.command).toBe(`redis-cli HGETALL '${h.key('pos')}'`);
+    const billing = raw.destinations.billing!;
+    expect(billing.results.key).toBe(h.key('res:billing'));
+    expect(billing.results.value + billing.buffer.value).toBeGreaterThanOrEqual(3);
+    expect(billing.lease.value).toMatch(/\|\d+$/);
+    expect(billing.lease.command).toContain(`GET '${h.key('lease:billing')}'`);
+    const inspectTable = await cli('inspect');
+    expect(inspectTable.code, inspectTable.stderr).toBe(0);
+    for (const command of [
+      `redis-cli XLEN '${h.key('in')}'`,
+      `redis-cli XINFO GROUPS '${h.key('in')}'`,
+      `redis-cli XPENDING '${h.key('in')}' workers`,
+      `redis-cli XLEN '${h.key('res:billing')}'`,
+      `redis-cli HLEN '${h.key('buf:billing')}'`,
+      `redis-cli HGETALL '${h.key('paused')}'`,
+    ]) {
+      expect(inspectTable.stdout).toContain(command);
+    }
+    expect(inspectTable.stdout).toMatch(/^group workers +\d+ consumers, 0 pending/m);
+
+    const resumed = await json<{ paused: boolean; changed: boolean }>(
+      cli('destination', 'resume', 'billing', '--json'),
+    );
+    expect(resumed).toMatchObject({ paused: false, changed: true });
+    await waitFor(() => sinks.billing!.unique().length >= 5, 'billing to get 3, 4 and 5 after the resume', 15_000);
+    expectDelivered(sinks.billing!, range(1, 5));
+    expect((await cli('destination', 'resume', 'billing')).stdout).toMatch(/^billing was not paused/);
+    expect((await json<StatusJson>(cli('status', '--json'))).destinations.billing).toMatchObject({
+      delivered: 5,
+      paused: false,
+    });
+    expectRefused(
+      await cli('destination', 'pause', 'nowhere'),
+      3,
+      /^reseq: unknown destination "nowhere" \(known: billing, audit\)$/,
+    );
+  });
+
   it('refuses bad arguments, unknown destinations and missing dead letters, each with its own exit status', async () => {
     h = new Harness('cli refusals', inject('redisUrl'));
     const config = await h.config(pipelineConfig({ billing: { url: 'http://127.0.0.1:9/in' } }));

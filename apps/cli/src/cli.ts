@@ -20,6 +20,8 @@ import { dlqList, formatDeadLetters } from './commands/dlq-list.js';
 import { dlqRetry, formatRetry } from './commands/dlq-retry.js';
 import { dlqShow, formatDeadLetter } from './commands/dlq-show.js';
 import { dlqSkip, formatSkip } from './commands/dlq-skip.js';
+import { destinationPause, formatPause } from './commands/destination-pause.js';
+import { formatInspect, inspect } from './commands/inspect.js';
 import { formatStatus, status } from './commands/status.js';
 import type { CommandContext } from './context.js';
 import { EXIT, RedisUnreachableError, toFailure } from './errors.js';
@@ -98,6 +100,13 @@ async function execute(ctx: CommandContext, command: Exclude<Command, { name: 'h
       const outcome = await dlqSkip(ctx, command.destination, command.sequence);
       return formatSkip(command.destination, command.sequence, outcome, command.json);
     }
+    case 'destination-pause':
+    case 'destination-resume': {
+      const state = await destinationPause(ctx, command.destination, command.name === 'destination-pause');
+      return formatPause(state, command.json);
+    }
+    case 'inspect':
+      return formatInspect(await inspect(ctx), command.json);
   }
 }
 

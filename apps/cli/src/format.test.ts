@@ -16,6 +16,8 @@ const idle: StatusEntry = {
   pendingResults: 0,
   lag: 0,
   skipped: 0,
+  paused: false,
+  pausedSince: null,
   activeSender: null,
   fencingToken: null,
   onDeadLetter: 'skip',
@@ -33,6 +35,7 @@ const blocked: StatusEntry = {
   fencingToken: 7,
   onDeadLetter: 'block',
 };
+const paused: StatusEntry = { ...idle, paused: true, pausedSince: 1_700_000_000_000 };
 
 const letter: DeadLetter = {
   entryId: '1700000000000-0',
@@ -65,9 +68,18 @@ describe('formatStatus', () => {
     const text = formatStatus({ destinations: { billing: blocked, ledger: idle } }, false);
     const lines = text.split('\n');
     expect(lines[0]).toMatch(/^DESTINATION +ASSIGNED +DELIVERED +LAG +DEAD LETTERS +BLOCKED/);
-    expect(lines[1]).toMatch(/^billing +17 +12 +5 +1 +yes, at 13 +4 +0 +0 +block +host-42-abc123 \(token 7\)$/);
-    expect(lines[2]).toMatch(/^ledger +4 +4 +0 +0 +no +0 +0 +0 +skip +-$/);
+    expect(lines[1]).toMatch(/^billing +17 +12 +5 +1 +yes, at 13 +no +4 +0 +0 +block +host-42-abc123 \(token 7\)$/);
+    expect(lines[2]).toMatch(/^ledger +4 +4 +0 +0 +no +no +0 +0 +0 +skip +-$/);
     expect(text).toContain("blocked: billing at 13; see 'pnpm reseq dlq list'");
+  });
+
+  it('shows a paused destination, and how to resume it', () => {
+    const text = formatStatus({ destinations: { audit: paused } }, false);
+    expect(text.split('\n')[1]).toMatch(/^audit +4 +4 +0 +0 +no +yes /);
+    expect(text).toContain("paused: audit; see 'pnpm reseq destination resume <destination>'");
+    expect(JSON.parse(formatStatus({ destinations: { audit: paused } }, true))).toEqual({
+      destinations: { audit: expect.objectContaining({ paused: true, pausedSince: 1_700_000_000_000 }) as unknown },
+    });
   });
 
   it('says so when there is no destination at all', () => {

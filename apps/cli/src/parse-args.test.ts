@@ -25,6 +25,20 @@ describe('parseCommand', () => {
     expect(parseCommand(['dlq', 'show', 'billing', '1'])).toMatchObject({ name: 'dlq-show', sequence: 1 });
   });
 
+  it('reads destination pause|resume and inspect', () => {
+    expect(parseCommand(['destination', 'pause', 'billing'])).toEqual({
+      name: 'destination-pause',
+      json: false,
+      destination: 'billing',
+    });
+    expect(parseCommand(['destination', 'resume', 'billing', '--json'])).toEqual({
+      name: 'destination-resume',
+      json: true,
+      destination: 'billing',
+    });
+    expect(parseCommand(['inspect', '--json'])).toEqual({ name: 'inspect', json: true });
+  });
+
   it('answers help for --help, -h and help, whatever else is given', () => {
     for (const argv of [['--help'], ['-h'], ['help'], ['dlq', 'retry', '--help'], ['status', '-h']]) {
       expect(parseCommand(argv)).toEqual({ name: 'help' });
@@ -48,6 +62,11 @@ describe('parseCommand', () => {
     [['dlq', 'retry', 'billing', '2.5'], /"2.5" is not a sequence/],
     [['dlq', 'retry', 'billing', '1e3'], /"1e3" is not a sequence/],
     [['dlq', 'retry', 'billing', '99999999999999999999'], /is not a sequence/],
+    [['destination'], /destination needs a subcommand/],
+    [['destination', 'stop', 'billing'], /unknown destination subcommand "stop"/],
+    [['destination', 'pause'], /missing arguments: destination pause <destination>/],
+    [['destination', 'resume', 'a', 'b'], /unexpected argument "b"/],
+    [['inspect', 'billing'], /unexpected argument "billing"/],
   ])('refuses %j as a usage error', (argv, message) => {
     let thrown: unknown;
     try {

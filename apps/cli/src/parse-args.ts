@@ -14,6 +14,10 @@ commands:
   dlq show <destination> <sequence>   one dead letter, with its payload
   dlq retry <destination> <sequence>  transform (or deliver) it again, in its own place
   dlq skip <destination> <sequence>   give it up: the destination's order moves past it
+  destination pause <destination>     finish the delivery in flight, then send nothing more
+  destination resume <destination>    deliver again, in order, what waited
+  inspect                             the raw streams, groups, pending entries and hashes,
+                                      with the redis-cli command that shows each
 
 options:
   --json      print JSON instead of text
@@ -27,6 +31,8 @@ exit status: 0 done; 2 bad arguments; 3 unknown destination; 4 no such dead lett
 export type Command =
   | { name: 'help' }
   | { name: 'status'; json: boolean }
+  | { name: 'inspect'; json: boolean }
+  | { name: 'destination-pause' | 'destination-resume'; json: boolean; destination: string }
   | { name: 'dlq-list'; json: boolean; destination: string | undefined }
   | { name: 'dlq-show' | 'dlq-retry' | 'dlq-skip'; json: boolean; destination: string; sequence: number };
 
@@ -87,7 +93,21 @@ export function parseCommand(argv: readonly string[]): Command {
         default:
           throw new UsageError(`unknown dlq subcommand "${sub}" (list, show, retry or skip)`);
       }
+    case 'inspect':
+      expectCount(positionals.slice(1), 0, 'inspect [--json]');
+      return { name: 'inspect', json };
+    case 'destination':
+      switch (sub) {
+        case 'pause':
+        case 'resume':
+          expectCount(rest, 1, `destination ${sub} <destination>`);
+          return { name: `destination-${sub}`, json, destination: rest[0]! };
+        case undefined:
+          throw new UsageError('destination needs a subcommand: pause or resume');
+        default:
+          throw new UsageError(`unknown destination subcommand "${sub}" (pause or resume)`);
+      }
     default:
-      throw new UsageError(`unknown command "${command}" (status or dlq)`);
+      throw new UsageError(`unknown command "${command}" (status, dlq, destination or inspect)`);
   }
 }

@@ -11,6 +11,7 @@ import {
   evaluateReadiness,
   isReseqError,
   startOpsServer,
+  startRoundTripProbe,
   toReseqError,
   type Logger,
   type OpsServer,
@@ -81,6 +82,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   });
 
   const batcher = createIngestBatcher(redis, keys, config.ingest);
+  const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });
 
   const readiness = { redis: () => isRedisReady(redis), accepting: () => !stopping };
   let stopping = false;
@@ -264,6 +266,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     tcpPort: tcp?.port,
     server,
     async stop() {
+      probe.stop();
       // Sources first: the job in hand is completed (or left to the next holder) and the leases
       // are given back while the intake still takes messages.
       await sources.stop();

@@ -7,10 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ReseqConfig } from '@reseq/config';
 import { createDelivery } from '@reseq/delivery';
-import { createMetrics, startOpsServer, type Logger, type OpsServer, type RunningApp } from '@reseq/runtime';
+import {
+  createMetrics,
+  startOpsServer,
+  startRoundTripProbe,
+  type Logger,
+  type OpsServer,
+  type RunningApp,
+} from '@reseq/runtime';
 import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget } from '@reseq/store';
 import { ResequencerSender } from './sender.js';
-import { createSenderMetrics } from './sender-metrics.js';
+import { createSenderMetrics, registerBacklogMetrics } from './sender-metrics.js';
+import { StatusAuth, statusRoutes } from './status-page.js';
+import { StatusSampler } from './status-sampler.js';
 
 /** Options of {@link buildSender}. */
 export interface SenderOptions {
@@ -28,27 +37,36 @@ export async function buildSender({ config, logger }: SenderOptions): Promise<Ru
   await connectRedis(blocking);
   const deliveries = new Map(Object.entries(config.destinations).map(([name, d]) => [name, createDelivery(d)]));
   const { registry } = createMetrics('resequencer-sender');
-  const sender = new ResequencerSender({
-    config,
-    logger,
-    keys: new KeySchema(config.env.RESEQ_PREFIX),
-    redis,
-    blocking,
-    senderId,
-    deliveries,
-    metrics: createSenderMetrics(registry),
-  });
+  const keys = new KeySchema(config.env.RESEQ_PREFIX);
+  const metrics = createSenderMetrics(registry);
+  registerBacklogMetrics(registry, redis, keys, Object.keys(config.destinations));
+  const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });
+  const sender = new ResequencerSender({ config, logger, keys, redis, blocking, senderId, deliveries, metrics });
   await sender.start();
   let ops: OpsServer | undefined;
+  let sampler: StatusSampler | undefined;
   if (config.env.METRICS_PORT !== undefined) {
+    // The status page rides on the ops server, so it exists exactly where /metrics does.
+    sampler = new StatusSampler({
+      redis,
+      keys,
+      configured: Object.keys(config.destinations),
+      senderId,
+      endToEnd: metrics.endToEnd,
+      logger: logger.child({ component: 'status-page' }),
+    });
+    sampler.start();
     ops = await startOpsServer({
       port: config.env.METRICS_PORT,
       registry,
       readiness: { redis: () => isRedisReady(redis), leases: () => sender.alive },
+      routes: statusRoutes(sampler, new StatusAuth(config.ingest.tokens)),
     });
   }
   return {
     async stop() {
+      probe.stop();
+      await sampler?.stop();
       await sender.stop();
       await Promise.all([...deliveries.values()].map((d) => d.close()));
       await ops?.close();

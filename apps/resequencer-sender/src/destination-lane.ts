@@ -16,6 +16,7 @@ import {
   holdsDeadResult,
   loadLaneState,
   readBlocked,
+  readPaused,
   recordLostSequence,
   sequenceExists,
   type KeySchema,
@@ -30,6 +31,15 @@ const LEASE_WAIT_MS = 100;
 
 /** How often a blocked lane looks whether an operator released it, in ms. */
 const BLOCKED_POLL_MS = 2000;
+
+/**
+ * How old the lane's pause flag may be before it reads the marker again, in ms: the delay
+ * between `reseq destination pause` and the lane stopping, without a Redis round trip per message.
+ */
+const PAUSE_CHECK_MS = 1000;
+
+/** How often a paused lane looks whether an operator resumed it, in ms. */
+const PAUSED_POLL_MS = 2000;
 
 /** What a lane needs. */
 export interface LaneDeps {
@@ -69,6 +79,9 @@ export class DestinationLane {
   readonly #log: Logger;
   #buffer: ReorderBuffer<Result> = new ReorderBuffer();
   #blockedAt: number | undefined;
+  /** The destination's pause marker as last read, and when (performance.now()). */
+  #paused = false;
+  #pauseCheckedAt = -Infinity;
   /** Sequence of the last dead letter counted in metrics, so a reload does not count it again. */
   #countedDeadLetter: number | undefined;
   #wake: (() => void) | undefined;
@@ -90,6 +103,9 @@ export class DestinationLane {
   static async open(deps: LaneDeps, leaseValue: string): Promise<DestinationLane> {
     const lane = new DestinationLane(deps, leaseValue);
     await lane.#reload();
+    // Every lane's series exist from the start, so a dashboard sees 0 rather than nothing.
+    deps.metrics.gapAge.set({ destination: deps.destination }, 0);
+    deps.metrics.paused.set({ destination: deps.destination }, 0);
     lane.#loop = lane.#run();
     lane.#log.info({ delivered: lane.#buffer.delivered, buffered: lane.#buffer.size, leaseValue }, 'lane active');
     return lane;
@@ -139,6 +155,10 @@ export class DestinationLane {
           continue;
         }
         let result = this.#buffer.peek();
+        if (result && (await this.#checkPaused())) {
+          await this.#waitWhilePaused();
+          continue;
+        }
         if (!result) {
           await this.#sleepUntilWoken(this.#gapCheckMs());
           if (!this.#buffer.peek() && !this.#stopping.signal.aborted) await this.#watchGap();
@@ -264,7 +284,11 @@ export class DestinationLane {
     for (;;) {
       // Nothing new goes out once stopping, behind a failed send, or on a lease that may have
       // run out (the lease manager renews it or stops the lane).
-      if (!this.#stopping.signal.aborted && !window.some((e) => e.outcome?.ok === false)) {
+      if (
+        !this.#stopping.signal.aborted &&
+        !window.some((e) => e.outcome?.ok === false) &&
+        !(await this.#checkPaused())
+      ) {
         let next = (window.at(-1)?.result.sequence ?? this.#buffer.delivered) + 1;
         for (let result = this.#buffer.at(next); window.length < size && result; result = this.#buffer.at(++next)) {
           if (result.kind === 'dead' || (result.kind === 'value' && !this.#deps.leaseValid())) break;
@@ -399,6 +423,34 @@ export class DestinationLane {
       this.#log.info('destination released by an operator; resuming');
       await this.#reload();
     }
+  }
+
+  /**
+   * Whether the destination is paused, from the in-memory flag, read again from Redis once it
+   * is older than {@link PAUSE_CHECK_MS}. A failed read keeps the last known state.
+   */
+  async #checkPaused(): Promise<boolean> {
+    if (performance.now() - this.#pauseCheckedAt >= PAUSE_CHECK_MS) {
+      this.#pauseCheckedAt = performance.now();
+      this.#setPaused(await readPaused(this.#deps.redis, this.#deps.keys, this.destination));
+    }
+    return this.#paused;
+  }
+
+  #setPaused(paused: boolean): void {
+    if (paused !== this.#paused) {
+      this.#log.info(paused ? 'destination paused by an operator' : 'destination resumed by an operator');
+    }
+    this.#paused = paused;
+    this.#deps.metrics.paused.set({ destination: this.destination }, paused ? 1 : 0);
+  }
+
+  /** While paused, looks now and then whether an operator resumed the destination. */
+  async #waitWhilePaused(): Promise<void> {
+    await sleep(PAUSED_POLL_MS, this.#stopping.signal);
+    if (this.#stopping.signal.aborted) return;
+    this.#pauseCheckedAt = performance.now();
+    this.#setPaused(await readPaused(this.#deps.redis, this.#deps.keys, this.destination));
   }
 
   #sleepUntilWoken(timeoutMs: number): Promise<void> {

@@ -106,6 +106,8 @@ export class ResequencerSender {
     );
     this.#lanes.set(destination, lane);
     this.#deps.metrics.leasesAcquired.inc();
+    // Fencing tokens count up from 1 per destination: above 1, another sender held it before.
+    if (Number(leaseValue.slice(leaseValue.lastIndexOf('|') + 1)) > 1) this.#deps.metrics.leaseTakeovers.inc();
     this.#deps.metrics.leasesHeld.set(this.#lanes.size);
   }
 

@@ -4,11 +4,18 @@
  */
 import { hostname } from 'node:os';
 import type { ReseqConfig } from '@reseq/config';
-import { createMetrics, startOpsServer, type Logger, type OpsServer, type RunningApp } from '@reseq/runtime';
+import {
+  createMetrics,
+  startOpsServer,
+  startRoundTripProbe,
+  type Logger,
+  type OpsServer,
+  type RunningApp,
+} from '@reseq/runtime';
 import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget } from '@reseq/store';
 import { loadTransform, type TransformFn } from './load-transform.js';
 import { TransformWorker } from './worker.js';
-import { createWorkerMetrics } from './worker-metrics.js';
+import { createWorkerMetrics, registerInputBacklogMetrics } from './worker-metrics.js';
 
 /** Options of {@link buildWorker}. */
 export interface WorkerOptions {
@@ -28,11 +35,14 @@ export async function buildWorker({ config, logger, transform }: WorkerOptions):
   await connectRedis(redis);
   await connectRedis(blocking);
   const { registry } = createMetrics('transform-worker');
+  const keys = new KeySchema(config.env.RESEQ_PREFIX);
+  registerInputBacklogMetrics(registry, redis, keys);
+  const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });
   const worker = new TransformWorker({
     config,
     logger,
     transform: fn,
-    keys: new KeySchema(config.env.RESEQ_PREFIX),
+    keys,
     redis,
     blocking,
     consumer,
@@ -49,6 +59,7 @@ export async function buildWorker({ config, logger, transform }: WorkerOptions):
   }
   return {
     async stop() {
+      probe.stop();
       await worker.stop();
       await ops?.close();
       await redis.quit().catch(() => redis.disconnect());

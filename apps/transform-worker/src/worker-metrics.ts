@@ -1,6 +1,7 @@
 /**
  * The transform worker's Prometheus metrics.
  */
+import { WORKER_GROUP, type KeySchema, type ReseqRedis } from '@reseq/store';
 import type { Registry } from 'prom-client';
 import { Counter, Gauge, Histogram } from 'prom-client';
 
@@ -43,4 +44,46 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
       registers,
     }),
   };
+}
+
+/**
+ * Registers the input backlog, read from Redis at each scrape: the input stream's length, and
+ * of the workers' group the entries not yet handed to any worker (lag) and those handed out and
+ * not yet settled (pending). A scrape while Redis is unreachable leaves the last values.
+ */
+export function registerInputBacklogMetrics(registry: Registry, redis: ReseqRedis, keys: KeySchema): void {
+  const length = new Gauge({
+    name: 'reseq_input_stream_length',
+    help: 'Entries in the input stream (XLEN); settled entries are deleted, so this is the backlog',
+    registers: [registry],
+    async collect() {
+      await read();
+    },
+  });
+  const lag = new Gauge({
+    name: 'reseq_input_group_lag',
+    help: 'Input entries not yet handed to any transform worker (XINFO GROUPS lag)',
+    registers: [registry],
+  });
+  const pending = new Gauge({
+    name: 'reseq_input_group_pending',
+    help: 'Input entries handed to a transform worker and not yet settled (XINFO GROUPS pending)',
+    registers: [registry],
+  });
+  async function read(): Promise<void> {
+    try {
+      length.set(await redis.xlen(keys.input));
+      const groups = (await redis.call('XINFO', 'GROUPS', keys.input)) as unknown[][];
+      for (const group of groups) {
+        const fields = new Map<string, unknown>();
+        for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);
+        if (fields.get('name') !== WORKER_GROUP) continue;
+        pending.set(Number(fields.get('pending') ?? 0));
+        const groupLag = fields.get('lag');
+        if (groupLag !== null && groupLag !== undefined) lag.set(Number(groupLag));
+      }
+    } catch {
+      // Redis unreachable, or no stream yet: keep the last values.
+    }
+  }
 }

@@ -10,6 +10,7 @@ export {
   startOpsServer,
   evaluateReadiness,
   type OpsServer,
+  type OpsRoute,
   type OpsServerOptions,
   type ReadinessCheck,
 } from './ops-server.js';
@@ -17,3 +18,9 @@ export { createMetrics, type Metrics } from './metrics.js';
 export { runApp, type RunningApp } from './lifecycle.js';
 export { faultPoint } from './fault-point.js';
 export { MicroBatcher, type BatchWrite } from './micro-batcher.js';
+export {
+  startRoundTripProbe,
+  ROUND_TRIP_INTERVAL_MS,
+  type RoundTripProbe,
+  type RoundTripProbeOptions,
+} from './round-trip-probe.js';

@@ -3,12 +3,15 @@
  * `/healthz` (the process is alive) and `/readyz` (200 only while every readiness check
  * passes, 503 with the failing checks otherwise).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 /** A named check; returns true when the app can do its work. */
 export type ReadinessCheck = () => boolean | Promise<boolean>;
+
+/** An extra route of the ops server (e.g. the sender's `/status` page); answers GETs of one path. */
+export type OpsRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 /** Options of {@link startOpsServer}. */
 export interface OpsServerOptions {
@@ -16,6 +19,8 @@ export interface OpsServerOptions {
   host?: string;
   registry: Registry;
   readiness: Record<string, ReadinessCheck>;
+  /** Extra routes by exact path (without the query string); default none. */
+  routes?: Record<string, OpsRoute>;
 }
 
 /** A started ops server. */
@@ -43,8 +48,11 @@ export async function evaluateReadiness(
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const server: Server = createServer((req, res) => {
     void (async () => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (path === '/metrics') {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      const route = options.routes?.[path];
+      if (route !== undefined && Object.hasOwn(options.routes ?? {}, path)) {
+        await route(req, res);
+      } else if (path === '/metrics') {
         const body = await options.registry.metrics();
         res.writeHead(200, { 'content-type': options.registry.contentType }).end(body);
       } else if (path === '/healthz') {

@@ -22,3 +22,4 @@ export * from './source-store.js';
 export * from './worker-store.js';
 export * from './sender-store.js';
 export * from './operator-store.js';
+export * from './inspect-store.js';

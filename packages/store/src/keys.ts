@@ -64,6 +64,14 @@ export class KeySchema {
   get blocked(): string {
     return `${this.tag}:blocked`;
   }
+  /**
+   * Hash: destination -> when an operator paused it (ms since the epoch). A paused
+   * destination's sender finishes the delivery in flight and starts no other until
+   * `reseq destination resume` removes the field.
+   */
+  get paused(): string {
+    return `${this.tag}:paused`;
+  }
   /** String with TTL: "<sender id>|<fencing token>" of a destination's active sender. */
   lease(destination: string): string {
     return `${this.tag}:lease:${destination}`;

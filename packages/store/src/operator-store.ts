@@ -29,6 +29,10 @@ export interface DestinationStatus {
   lag: number;
   /** Sequences passed over because of a dead letter. */
   skipped: number;
+  /** Whether an operator paused the destination (`reseq destination pause`). */
+  paused: boolean;
+  /** When it was paused, ms since the epoch; null when not paused. */
+  pausedSince: number | null;
   /** Id of the sender that holds the destination's lease; null when none does. */
   activeSender: string | null;
   /** The fencing token of that lease; null when none. */
@@ -83,14 +87,13 @@ export async function readStatus(
       .hlen(keys.buffer(d))
       .xlen(keys.results(d))
       .scard(keys.skipped(d))
-      .get(keys.lease(d));
+      .get(keys.lease(d))
+      .hget(keys.paused, d);
   }
   const replies = repliesOf(await multi.exec());
   destinations.forEach((d, i) => {
-    const [assigned, delivered, blockedAt, deadLettered, buffered, pendingResults, skipped, lease] = replies.slice(
-      i * 8,
-      i * 8 + 8,
-    );
+    const [assigned, delivered, blockedAt, deadLettered, buffered, pendingResults, skipped, lease, pausedSince] =
+      replies.slice(i * 9, i * 9 + 9);
     const settled = toInt(delivered);
     // A marker at or below the delivered position is stale (left by a sender that lost its
     // lease): it holds nothing back.
@@ -106,11 +109,46 @@ export async function readStatus(
       pendingResults: toInt(pendingResults),
       lag: Math.max(0, toInt(assigned) - settled),
       skipped: toInt(skipped),
+      paused: pausedSince !== null,
+      pausedSince: pausedSince === null ? null : toInt(pausedSince),
       activeSender: typeof lease === 'string' ? lease.slice(0, bar < 0 ? undefined : bar) : null,
       fencingToken: typeof lease === 'string' && bar >= 0 ? Number(lease.slice(bar + 1)) : null,
     });
   });
   return out;
+}
+
+/** A destination's pause marker after `pause` or `resume`. */
+export interface PauseState {
+  destination: string;
+  paused: boolean;
+  /** When it was paused, ms since the epoch (the first pause, when paused twice); null when not. */
+  since: number | null;
+  /** Whether this call changed anything (false: it was paused, or running, already). */
+  changed: boolean;
+}
+
+/**
+ * Pauses a destination: its sender finishes the delivery in flight, then sends nothing until
+ * {@link resumeDestination}. Ingest and the transform workers go on; results wait in Redis.
+ * Pausing a paused destination keeps its first `since`.
+ */
+export async function pauseDestination(
+  redis: Redis,
+  keys: KeySchema,
+  destination: string,
+  now = Date.now(),
+): Promise<PauseState> {
+  const [created, since] = repliesOf(
+    await redis.multi().hsetnx(keys.paused, destination, String(now)).hget(keys.paused, destination).exec(),
+  );
+  return { destination, paused: true, since: toInt(since), changed: Number(created) === 1 };
+}
+
+/** Resumes a paused destination: its sender takes up delivery within its poll interval. */
+export async function resumeDestination(redis: Redis, keys: KeySchema, destination: string): Promise<PauseState> {
+  const removed = await redis.hdel(keys.paused, destination);
+  return { destination, paused: false, since: null, changed: removed === 1 };
 }
 
 /** Where a dead letter is: what the stage was, and what its destination does about it. */

@@ -263,6 +263,11 @@ export async function readBlocked(redis: Redis, keys: KeySchema, destination: st
   return value === null ? undefined : Number(value);
 }
 
+/** Whether an operator paused `destination` (`reseq destination pause`). */
+export async function readPaused(redis: Redis, keys: KeySchema, destination: string): Promise<boolean> {
+  return (await redis.hexists(keys.paused, destination)) === 1;
+}
+
 /**
  * Records a result the destination refused for good (a 4xx) as a dead letter, with the same
  * fields a transform's dead letter has plus `stage: delivery`, and indexes it under its

@@ -40,6 +40,7 @@ export function formatStatus(report: StatusReport, json: boolean): string {
     String(s.lag),
     String(s.deadLettered),
     s.blockedAt === null ? 'no' : `yes, at ${s.blockedAt}`,
+    s.paused ? 'yes' : 'no',
     String(s.buffered),
     String(s.pendingResults),
     String(s.skipped),
@@ -54,6 +55,7 @@ export function formatStatus(report: StatusReport, json: boolean): string {
       { header: 'LAG', right: true },
       { header: 'DEAD LETTERS', right: true },
       { header: 'BLOCKED' },
+      { header: 'PAUSED' },
       { header: 'BUFFERED', right: true },
       { header: 'RESULTS', right: true },
       { header: 'SKIPPED', right: true },
@@ -62,8 +64,12 @@ export function formatStatus(report: StatusReport, json: boolean): string {
     ],
     rows,
   );
+  const paused = entries.filter(([, s]) => s.paused).map(([name]) => name);
+  const notes: string[] = [];
+  if (paused.length > 0) notes.push(`paused: ${paused.join(', ')}; see 'pnpm reseq destination resume <destination>'`);
   const blocked = entries.filter(([, s]) => s.blocked).map(([name, s]) => `${name} at ${s.blockedAt}`);
-  return blocked.length === 0
-    ? table
-    : `${table}\n\nblocked: ${blocked.join(', ')}; see 'pnpm reseq dlq list', then 'dlq retry' or 'dlq skip'`;
+  if (blocked.length > 0) {
+    notes.push(`blocked: ${blocked.join(', ')}; see 'pnpm reseq dlq list', then 'dlq retry' or 'dlq skip'`);
+  }
+  return notes.length === 0 ? table : `${table}\n\n${notes.join('\n')}`;
 }

@@ -24,6 +24,10 @@ function kueQueue(source: KueSourceConfig, logger: Logger): kue.Queue {
   if (!shared) {
     shared = kue.createQueue({ prefix: source.prefix, redis: source.redis });
     shared.on('error', (err: unknown) => logger.warn({ err }, 'kue error'));
+    // A holder killed between Kue's BLPOP of a job's wake-up token and taking the job leaves an
+    // inactive job with no token: no worker would ever wake for it. Kue's own watchdog puts the
+    // missing tokens back.
+    shared.watchStuckJobs(1_000);
   }
   return shared;
 }
