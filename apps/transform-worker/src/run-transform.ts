@@ -51,9 +51,13 @@ export interface RunTransformOptions {
  */
 export async function runTransform(entry: InputEntry, options: RunTransformOptions): Promise<Settled | undefined> {
   const { settings, draining } = options;
-  const log = options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence });
   // The identity transform delivers the payload as it came, without decoding it at all.
   if (options.transform === identityTransform) return { kind: 'value', attempts: 1, body: entry.payload };
+  // A child logger costs more than a fast transform (pino redaction runs per child): make it
+  // only when the transform or a failure actually logs.
+  let child: Logger | undefined;
+  const logger = (): Logger =>
+    (child ??= options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence }));
   const payload: unknown = JSON.parse(entry.payload);
   for (let attempt = 1; ; attempt++) {
     if (draining.aborted) return undefined;
@@ -72,7 +76,14 @@ export async function runTransform(entry: InputEntry, options: RunTransformOptio
       });
       const message = { id: entry.id, destination: entry.destination, sequence: entry.sequence, payload, attempt };
       const value = await Promise.race([
-        Promise.resolve().then(() => options.transform(message, { signal: controller.signal, log })),
+        Promise.resolve().then(() =>
+          options.transform(message, {
+            signal: controller.signal,
+            get log() {
+              return logger();
+            },
+          }),
+        ),
         timeout,
       ]);
       options.onAttempt?.('ok', (performance.now() - started) / 1000);
@@ -103,15 +114,15 @@ export async function runTransform(entry: InputEntry, options: RunTransformOptio
       if (draining.aborted) return undefined;
       const reason = describeError(err);
       if (isPermanent(err)) {
-        log.warn({ attempt, reason }, 'transform failed permanently; dead-lettering');
+        logger().warn({ attempt, reason }, 'transform failed permanently; dead-lettering');
         return { kind: 'dead', attempts: attempt, body: `TRANSFORM_PERMANENT: ${reason}` };
       }
       if (attempt >= settings.maxAttempts) {
-        log.warn({ attempt, reason }, 'transform failed on its last attempt; dead-lettering');
+        logger().warn({ attempt, reason }, 'transform failed on its last attempt; dead-lettering');
         return { kind: 'dead', attempts: attempt, body: `TRANSFORM_ATTEMPTS_EXHAUSTED: ${reason}` };
       }
       const delay = backoffDelay(attempt, { baseMs: settings.retry.baseMs, maxMs: settings.retry.maxMs });
-      log.info({ attempt, reason, retryInMs: delay }, 'transform failed; retrying');
+      logger().info({ attempt, reason, retryInMs: delay }, 'transform failed; retrying');
       await sleep(delay, draining);
     } finally {
       clearTimeout(timer);

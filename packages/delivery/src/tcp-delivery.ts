@@ -31,6 +31,7 @@ class Connection {
   readonly #onAbort = (): void => this.fail('aborted');
   #open = false;
   #closed = false;
+  #corked = false;
   #timer: NodeJS.Timeout | undefined;
   /** The last sequence queued on this connection (0 before the first). */
   lastQueued = 0;
@@ -107,8 +108,20 @@ class Connection {
     }
     send.writtenAt = performance.now();
     this.#unacked.push(send);
+    this.#corkUntilNextTick();
     this.#socket.write(line);
     return true;
+  }
+
+  /** Lines written in one tick (a window's worth) leave in one syscall, not one each. */
+  #corkUntilNextTick(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#socket.cork();
+    process.nextTick(() => {
+      this.#corked = false;
+      this.#socket.uncork();
+    });
   }
 
   #onData(chunk: Buffer): void {

@@ -175,11 +175,13 @@ export class TcpConnection {
   /** Writes every settled reply at the head of the queue, in order. */
   #flush(): void {
     const socket = this.#socket;
+    // One write (one syscall) for every reply ready now, not one per line.
+    let out = '';
     while (this.#head < this.#queue.length && this.#queue[this.#head]!.reply !== undefined) {
-      const reply = this.#queue[this.#head]!.reply!;
+      out += `${this.#queue[this.#head]!.reply!}\n`;
       this.#queue[this.#head++] = undefined as unknown as Slot;
-      if (!socket.destroyed && !socket.writableEnded && !socket.write(`${reply}\n`)) this.#writeBlocked = true;
     }
+    if (out !== '' && !socket.destroyed && !socket.writableEnded && !socket.write(out)) this.#writeBlocked = true;
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue.splice(0, this.#head);
       this.#head = 0;
