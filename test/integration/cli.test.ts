@@ -69,6 +69,7 @@ interface DeadLetterJson {
   lastError: string;
   stage: string;
   state: string;
+  acceptedAt: string;
   payload: unknown;
 }
 
@@ -152,6 +153,12 @@ describe('reseq CLI', () => {
       }),
     ]);
     expect(deadLetters[0]!.lastError).toMatch(/^DELIVERY_REJECTED: .*400/);
+    // The oldest unsettled message of a blocked destination is its dead letter: the lag in
+    // seconds counts from its accept time, and nothing is in flight (all of it is transformed).
+    expect(status.destinations.billing!.inFlight).toBe(0);
+    expect(new Date(Number(status.destinations.billing!.oldestUnsettledAt)).toISOString()).toBe(
+      deadLetters[1]!.acceptedAt,
+    );
     expect(deadLetters[1]!.lastError).toMatch(/^TRANSFORM_PERMANENT: .*poison until/);
     const list = await cli('dlq', 'list', 'billing');
     expect(list.stdout).toMatch(/^billing +3 +poison-3 +transform +blocking +1 /m);
@@ -249,7 +256,8 @@ describe('reseq CLI', () => {
     expect(status.destinations.billing!.pausedSince).toBe(paused.since);
     expect(status.destinations.audit).toMatchObject({ paused: false, pausedSince: null });
     const table = await cli('status');
-    expect(table.stdout).toMatch(/^billing +5 +2 +3 +0 +no +yes /m);
+    // ASSIGNED DELIVERED LAG LAG (S) IN FLIGHT (all three transformed: none) DEAD LETTERS BLOCKED PAUSED
+    expect(table.stdout).toMatch(/^billing +5 +2 +3 +\d+\.\d +0 +0 +no +yes /m);
     expect(table.stdout).toContain("paused: billing; see 'pnpm reseq destination resume <destination>'");
 
     // inspect: the raw picture, with the redis-cli commands on the real key names.

@@ -22,6 +22,7 @@ import { dlqShow, formatDeadLetter } from './commands/dlq-show.js';
 import { dlqSkip, formatSkip } from './commands/dlq-skip.js';
 import { destinationPause, formatPause } from './commands/destination-pause.js';
 import { formatInspect, inspect } from './commands/inspect.js';
+import { formatReplay, replay } from './commands/replay.js';
 import { formatStatus, status } from './commands/status.js';
 import type { CommandContext } from './context.js';
 import { EXIT, RedisUnreachableError, toFailure } from './errors.js';
@@ -107,6 +108,8 @@ async function execute(ctx: CommandContext, command: Exclude<Command, { name: 'h
     }
     case 'inspect':
       return formatInspect(await inspect(ctx), command.json);
+    case 'replay':
+      return formatReplay(await replay(ctx, command.destination, command.from), command.json);
   }
 }
 

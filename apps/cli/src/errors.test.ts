@@ -3,10 +3,21 @@ import {
   DeadLetterNotFoundError,
   DeadLetterPassedError,
   RedisUnavailableError,
+  ReplayNotDeliveredError,
+  ReplayNotRetainedError,
+  ReplayPausedError,
+  ReplayPendingError,
   ReplicasUnavailableError,
 } from '@reseq/store';
 import { describe, expect, it } from 'vitest';
-import { EXIT, RedisUnreachableError, toFailure, UnknownDestinationError, UsageError } from './errors.js';
+import {
+  EXIT,
+  RedisUnreachableError,
+  ReplayUnsupportedError,
+  toFailure,
+  UnknownDestinationError,
+  UsageError,
+} from './errors.js';
 
 describe('toFailure', () => {
   it('gives each kind of failure its exit status and a one-line reason', () => {
@@ -42,6 +53,30 @@ describe('toFailure', () => {
     });
     expect(toFailure(new Error('first\nsecond'))).toEqual({ exitCode: EXIT.internal, line: 'reseq: first; second' });
     expect(toFailure('thrown')).toEqual({ exitCode: EXIT.internal, line: 'reseq: thrown' });
+  });
+
+  it('refuses a replay that cannot be met with exit 8 and says why', () => {
+    expect(toFailure(new ReplayNotRetainedError('billing', 3, 41, 140))).toEqual({
+      exitCode: EXIT.replayRefused,
+      line: 'reseq: billing retains sequences 41 to 140 only: 3 is no longer retained; the oldest you can replay from is 41',
+    });
+    expect(toFailure(new ReplayNotRetainedError('billing', 3, 0, 0)).line).toMatch(/no retained history/);
+    expect(toFailure(new ReplayNotDeliveredError('billing', 9, 6))).toEqual({
+      exitCode: EXIT.replayRefused,
+      line: 'reseq: billing has delivered up to 6: 9 was not delivered yet, so there is nothing to replay from it',
+    });
+    expect(toFailure(new ReplayPausedError('billing', 1_700_000_000_000)).line).toMatch(
+      /^reseq: billing is paused \(since 2023-11-14T22:13:20.000Z\): resume it first/,
+    );
+    expect(toFailure(new ReplayPendingError('billing', 3, 6, 0)).line).toMatch(
+      /from 3 to 6 pending \(not started yet\)/,
+    );
+    expect(toFailure(new ReplayPendingError('billing', 3, 6, 5)).line).toMatch(/pending \(at 5\)/);
+    for (const type of ['tcp', 'postgres', undefined]) {
+      const failure = toFailure(new ReplayUnsupportedError('ledger', type));
+      expect(failure.exitCode).toBe(EXIT.replayRefused);
+      expect(failure.line).toMatch(/^reseq: ledger cannot be replayed: .*; replay is for http destinations$/);
+    }
   });
 
   it('never prints more than one line', () => {

@@ -9,6 +9,10 @@ import {
   DeadLetterNotFoundError,
   DeadLetterPassedError,
   RedisUnavailableError,
+  ReplayNotDeliveredError,
+  ReplayNotRetainedError,
+  ReplayPausedError,
+  ReplayPendingError,
   ReplicasUnavailableError,
 } from '@reseq/store';
 
@@ -29,6 +33,11 @@ export const EXIT = {
   redisUnavailable: 6,
   /** The environment or RESEQ_CONFIG is invalid. */
   configInvalid: 7,
+  /**
+   * `replay` refused: `--from` is no longer retained or not delivered yet, the destination is
+   * paused, has a replay pending, or is not an HTTP destination of the config file.
+   */
+  replayRefused: 8,
 } as const;
 
 /** `CLI_USAGE`: the command line is not one `reseq` understands. */
@@ -48,6 +57,28 @@ export class UnknownDestinationError extends ReseqError {
       `unknown destination "${destination}" (known: ${known.length > 0 ? known.join(', ') : 'none'})`,
       { statusCode: 404, context: { destination, known } },
     );
+  }
+}
+
+/**
+ * `REPLAY_UNSUPPORTED`: `reseq replay` of a destination that is not an HTTP destination of the
+ * config file. A TCP receiver is promised never a lower sequence after a higher one on a
+ * connection; a PostgreSQL table holds every row exactly once (it is its own history); a
+ * destination only Redis knows has no sender to run the replay.
+ */
+export class ReplayUnsupportedError extends ReseqError {
+  override readonly name = 'ReplayUnsupportedError';
+  constructor(destination: string, type: string | undefined) {
+    const why =
+      type === 'postgres'
+        ? 'a postgres destination holds each row exactly once: read what it had from its table'
+        : type === 'tcp'
+          ? 'a tcp receiver is promised never a lower sequence after a higher one on a connection'
+          : 'it is not in RESEQ_CONFIG, so no sender serves it';
+    super('REPLAY_UNSUPPORTED', `${destination} cannot be replayed: ${why}; replay is for http destinations`, {
+      statusCode: 409,
+      context: { destination, type: type ?? null },
+    });
   }
 }
 
@@ -79,6 +110,15 @@ export function toFailure(err: unknown): Failure {
   if (err instanceof DeadLetterNotFoundError) return { exitCode: EXIT.noSuchDeadLetter, line: `reseq: ${err.message}` };
   if (err instanceof DeadLetterLostError) return { exitCode: EXIT.alreadyPassed, line: `reseq: ${err.message}` };
   if (err instanceof DeadLetterPassedError) return { exitCode: EXIT.alreadyPassed, line: `reseq: ${err.message}` };
+  if (
+    err instanceof ReplayUnsupportedError ||
+    err instanceof ReplayNotRetainedError ||
+    err instanceof ReplayNotDeliveredError ||
+    err instanceof ReplayPausedError ||
+    err instanceof ReplayPendingError
+  ) {
+    return { exitCode: EXIT.replayRefused, line: `reseq: ${err.message}` };
+  }
   if (err instanceof RedisUnreachableError) return { exitCode: EXIT.redisUnavailable, line: `reseq: ${err.message}` };
   if (err instanceof RedisUnavailableError) {
     const cause = err.cause instanceof Error ? err.cause.message : 'connection lost';

@@ -15,6 +15,10 @@ const idle: StatusEntry = {
   buffered: 0,
   pendingResults: 0,
   lag: 0,
+  inFlight: 0,
+  lagSeconds: 0,
+  oldestUnsettledAt: null,
+  replay: null,
   skipped: 0,
   paused: false,
   pausedSince: null,
@@ -31,6 +35,9 @@ const blocked: StatusEntry = {
   blockedAt: 13,
   buffered: 4,
   lag: 5,
+  inFlight: 1,
+  lagSeconds: 42.25,
+  oldestUnsettledAt: 1_700_000_000_000,
   activeSender: 'host-42-abc123',
   fencingToken: 7,
   onDeadLetter: 'block',
@@ -67,19 +74,39 @@ describe('formatStatus', () => {
   it('prints a table, and says what to do about a block', () => {
     const text = formatStatus({ destinations: { billing: blocked, ledger: idle } }, false);
     const lines = text.split('\n');
-    expect(lines[0]).toMatch(/^DESTINATION +ASSIGNED +DELIVERED +LAG +DEAD LETTERS +BLOCKED/);
-    expect(lines[1]).toMatch(/^billing +17 +12 +5 +1 +yes, at 13 +no +4 +0 +0 +block +host-42-abc123 \(token 7\)$/);
-    expect(lines[2]).toMatch(/^ledger +4 +4 +0 +0 +no +no +0 +0 +0 +skip +-$/);
+    expect(lines[0]).toMatch(/^DESTINATION +ASSIGNED +DELIVERED +LAG +LAG \(S\) +IN FLIGHT +DEAD LETTERS +BLOCKED/);
+    expect(lines[1]).toMatch(
+      /^billing +17 +12 +5 +42\.3 +1 +1 +yes, at 13 +no +4 +0 +0 +block +host-42-abc123 \(token 7\)$/,
+    );
+    expect(lines[2]).toMatch(/^ledger +4 +4 +0 +0\.0 +0 +0 +no +no +0 +0 +0 +skip +-$/);
     expect(text).toContain("blocked: billing at 13; see 'pnpm reseq dlq list'");
   });
 
   it('shows a paused destination, and how to resume it', () => {
     const text = formatStatus({ destinations: { audit: paused } }, false);
-    expect(text.split('\n')[1]).toMatch(/^audit +4 +4 +0 +0 +no +yes /);
+    expect(text.split('\n')[1]).toMatch(/^audit +4 +4 +0 +0\.0 +0 +0 +no +yes /);
     expect(text).toContain("paused: audit; see 'pnpm reseq destination resume <destination>'");
     expect(JSON.parse(formatStatus({ destinations: { audit: paused } }, true))).toEqual({
       destinations: { audit: expect.objectContaining({ paused: true, pausedSince: 1_700_000_000_000 }) as unknown },
     });
+  });
+
+  it('shows an unknown age as ?, and a pending or running replay under the table', () => {
+    const pending = { id: 'r1', from: 3, requested: 6, requestedAt: 1_700_000_000_000, to: null, next: null };
+    const text = formatStatus(
+      {
+        destinations: {
+          billing: { ...blocked, lagSeconds: null, replay: pending },
+          audit: { ...idle, replay: { ...pending, to: 7, next: 5 } },
+        },
+      },
+      false,
+    );
+    expect(text.split('\n')[1]).toMatch(/^billing +17 +12 +5 +\? +1 +1 /);
+    expect(text).toContain(
+      'replay pending: billing from 3 (requested 2023-11-14T22:13:20.000Z; its sender takes it up)',
+    );
+    expect(text).toContain('replaying: audit from 3 to 7, next 5');
   });
 
   it('says so when there is no destination at all', () => {

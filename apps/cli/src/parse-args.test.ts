@@ -39,6 +39,22 @@ describe('parseCommand', () => {
     expect(parseCommand(['inspect', '--json'])).toEqual({ name: 'inspect', json: true });
   });
 
+  it('reads replay <destination> --from <sequence>, the option anywhere on the line', () => {
+    expect(parseCommand(['replay', 'billing', '--from', '3'])).toEqual({
+      name: 'replay',
+      json: false,
+      destination: 'billing',
+      from: 3,
+    });
+    expect(parseCommand(['replay', '--from=12', 'billing', '--json'])).toEqual({
+      name: 'replay',
+      json: true,
+      destination: 'billing',
+      from: 12,
+    });
+    expect(parseCommand(['--from', '1', 'replay', 'ledger'])).toMatchObject({ destination: 'ledger', from: 1 });
+  });
+
   it('answers help for --help, -h and help, whatever else is given', () => {
     for (const argv of [['--help'], ['-h'], ['help'], ['dlq', 'retry', '--help'], ['status', '-h']]) {
       expect(parseCommand(argv)).toEqual({ name: 'help' });
@@ -67,6 +83,17 @@ describe('parseCommand', () => {
     [['destination', 'pause'], /missing arguments: destination pause <destination>/],
     [['destination', 'resume', 'a', 'b'], /unexpected argument "b"/],
     [['inspect', 'billing'], /unexpected argument "billing"/],
+    [['replay'], /missing arguments: replay <destination> --from <sequence>/],
+    [['replay', 'billing'], /missing --from <sequence>: replay <destination> --from <sequence>/],
+    [['replay', 'billing', '3'], /unexpected argument "3": replay <destination> --from <sequence>/],
+    [['replay', 'billing', '--from'], /--from/],
+    [['replay', 'billing', '--from', 'x'], /"x" is not a sequence/],
+    [['replay', 'billing', '--from', '0'], /"0" is not a sequence/],
+    [['replay', 'billing', '--from', '1.5'], /"1.5" is not a sequence/],
+    [['replay', 'billing', '--from', '-2'], /--from|not a sequence/],
+    [['replay', 'a', 'b', '--from', '1'], /unexpected argument "b"/],
+    [['status', '--from', '3'], /--from applies only to replay/],
+    [['dlq', 'retry', 'billing', '3', '--from', '1'], /--from applies only to replay/],
   ])('refuses %j as a usage error', (argv, message) => {
     let thrown: unknown;
     try {

@@ -1,5 +1,6 @@
 /**
- * The command line of `reseq`: which command, its destination and sequence, and `--json`.
+ * The command line of `reseq`: which command, its destination and sequence, `--from` (replay)
+ * and `--json`.
  * Pure: no I/O, so every accepted and refused form is unit-tested.
  */
 import { parseArgs } from 'node:util';
@@ -16,16 +17,21 @@ commands:
   dlq skip <destination> <sequence>   give it up: the destination's order moves past it
   destination pause <destination>     finish the delivery in flight, then send nothing more
   destination resume <destination>    deliver again, in order, what waited
+  replay <destination> --from <sequence>
+                                      deliver again, in order, from the retained history:
+                                      <sequence> up to the delivered position, then carry on
   inspect                             the raw streams, groups, pending entries and hashes,
                                       with the redis-cli command that shows each
 
 options:
-  --json      print JSON instead of text
-  -h, --help  print this help
+  --json            print JSON instead of text
+  --from <sequence> replay: the first sequence to deliver again
+  -h, --help        print this help
 
 environment: REDIS_URL, RESEQ_PREFIX, RESEQ_CONFIG (and the rest), as for the apps.
 exit status: 0 done; 2 bad arguments; 3 unknown destination; 4 no such dead letter;
-5 already passed; 6 Redis unreachable; 7 invalid configuration; 1 anything else.`;
+5 already passed; 6 Redis unreachable; 7 invalid configuration; 8 replay refused;
+1 anything else.`;
 
 /** A parsed command line. */
 export type Command =
@@ -34,7 +40,8 @@ export type Command =
   | { name: 'inspect'; json: boolean }
   | { name: 'destination-pause' | 'destination-resume'; json: boolean; destination: string }
   | { name: 'dlq-list'; json: boolean; destination: string | undefined }
-  | { name: 'dlq-show' | 'dlq-retry' | 'dlq-skip'; json: boolean; destination: string; sequence: number };
+  | { name: 'dlq-show' | 'dlq-retry' | 'dlq-skip'; json: boolean; destination: string; sequence: number }
+  | { name: 'replay'; json: boolean; destination: string; from: number };
 
 function parseSequence(text: string): number {
   const sequence = Number(text);
@@ -62,7 +69,7 @@ export function parseCommand(argv: readonly string[]): Command {
       args: [...argv],
       allowPositionals: true,
       strict: true,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { json: { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message.split('\n')[0]! : String(err));
@@ -71,6 +78,9 @@ export function parseCommand(argv: readonly string[]): Command {
   const json = values.json === true;
   const [command, sub, ...rest] = positionals;
   if (values.help === true || command === 'help') return { name: 'help' };
+  if (values.from !== undefined && command !== 'replay') {
+    throw new UsageError('--from applies only to replay <destination> --from <sequence>');
+  }
   switch (command) {
     case undefined:
       throw new UsageError('no command given');
@@ -107,7 +117,13 @@ export function parseCommand(argv: readonly string[]): Command {
         default:
           throw new UsageError(`unknown destination subcommand "${sub}" (pause or resume)`);
       }
+    case 'replay': {
+      const form = 'replay <destination> --from <sequence>';
+      expectCount(positionals.slice(1), 1, form);
+      if (values.from === undefined) throw new UsageError(`missing --from <sequence>: ${form}`);
+      return { name: 'replay', json, destination: sub!, from: parseSequence(values.from) };
+    }
     default:
-      throw new UsageError(`unknown command "${command}" (status, dlq, destination or inspect)`);
+      throw new UsageError(`unknown command "${command}" (status, dlq, destination, replay or inspect)`);
   }
 }

@@ -5,6 +5,8 @@
  * with backoff), skip a dropped one, or stop at a dead letter (policy `block`). Progress is
  * recorded, fenced by the lease, only after the destination answered 2xx. Where the delivery
  * has a window (TCP), several sends are in flight at once, still settled and recorded in order.
+ * An operator's replay request (`reseq replay`) is run here too, between two sequences
+ * (replay-runner.ts), and each delivered value is kept in the destination's history.
  */
 import type { DestinationConfig } from '@reseq/config';
 import type { Delivery, DeliveryOutcome } from '@reseq/delivery';
@@ -16,14 +18,17 @@ import {
   holdsDeadResult,
   loadLaneState,
   readBlocked,
-  readPaused,
+  readLaneControl,
   recordLostSequence,
   sequenceExists,
   type KeySchema,
+  type ReplayRequest,
   type ReseqRedis,
   type Result,
 } from '@reseq/store';
+import { deliverBatch } from './batch-step.js';
 import type { ProgressRecorder } from './progress-recorder.js';
+import { runReplay } from './replay-runner.js';
 import type { SenderMetrics } from './sender-metrics.js';
 
 /** How long a lane waits before looking again at a lease that is not safely valid, in ms. */
@@ -33,8 +38,9 @@ const LEASE_WAIT_MS = 100;
 const BLOCKED_POLL_MS = 2000;
 
 /**
- * How old the lane's pause flag may be before it reads the marker again, in ms: the delay
- * between `reseq destination pause` and the lane stopping, without a Redis round trip per message.
+ * How old the lane's pause flag (and replay request) may be before it reads them again, in
+ * ms: the delay between `reseq destination pause` (or `reseq replay`) and the lane acting on
+ * it, without a Redis round trip per message. An idle lane looks as often.
  */
 const PAUSE_CHECK_MS = 1000;
 
@@ -57,6 +63,8 @@ export interface LaneDeps {
   onFenced: () => void;
   /** How long the next sequence may be missing before the lane looks whether it still exists. */
   gapTimeoutMs: number;
+  /** `sender.historyLength`: delivered values kept for `reseq replay` (HTTP destinations only). */
+  historyLength: number;
 }
 
 /** A result of a delivery window: sent (or dropped) ahead of its turn, settled in its turn. */
@@ -82,6 +90,10 @@ export class DestinationLane {
   /** The destination's pause marker as last read, and when (performance.now()). */
   #paused = false;
   #pauseCheckedAt = -Infinity;
+  /** A replay request read with the pause marker, until the lane has run it. */
+  #replay: ReplayRequest | undefined;
+  /** When the idle lane last looked for a gap (performance.now()). */
+  #gapCheckedAt = -Infinity;
   /** Sequence of the last dead letter counted in metrics, so a reload does not count it again. */
   #countedDeadLetter: number | undefined;
   #wake: (() => void) | undefined;
@@ -150,6 +162,10 @@ export class DestinationLane {
   async #run(): Promise<void> {
     while (!this.#stopping.signal.aborted) {
       try {
+        if (this.#replay && !this.#paused) {
+          if ((await this.#runReplay(this.#replay)) === 'fenced') return;
+          continue;
+        }
         if (this.#blockedAt !== undefined) {
           await this.#waitWhileBlocked();
           continue;
@@ -160,11 +176,24 @@ export class DestinationLane {
           continue;
         }
         if (!result) {
-          await this.#sleepUntilWoken(this.#gapCheckMs());
-          if (!this.#buffer.peek() && !this.#stopping.signal.aborted) await this.#watchGap();
+          // Idle: wake at least once a second to see a replay request, and look for a gap at
+          // the gap check's own pace.
+          await this.#sleepUntilWoken(Math.min(this.#gapCheckMs(), PAUSE_CHECK_MS));
+          if (this.#buffer.peek() || this.#stopping.signal.aborted) continue;
+          await this.#checkPaused();
+          if (performance.now() - this.#gapCheckedAt >= this.#gapCheckMs()) {
+            this.#gapCheckedAt = performance.now();
+            await this.#watchGap();
+          }
           continue;
         }
         this.#clearGap();
+        // Batch delivery (HTTP `batch`): what is ready goes in one request; else one at a time below.
+        if ((this.#deps.delivery.maxBatch ?? 1) > 1 && result.kind === 'value') {
+          const step = await this.#deliverBatch();
+          if (step === 'fenced') return;
+          if (step === 'done') continue;
+        }
         if ((this.#deps.delivery.window ?? 1) > 1 && result.kind !== 'dead') {
           const step = await this.#deliverWindow();
           if (step === 'fenced') return;
@@ -181,6 +210,7 @@ export class DestinationLane {
             from: result.sequence,
             to: result.sequence,
             skipped: settlement === 'skipped',
+            history: this.#historyLength(),
           },
           this.#stopping.signal,
         );
@@ -336,7 +366,14 @@ export class DestinationLane {
       const from = settled[0]!.result.sequence;
       const to = settled.at(-1)!.result.sequence;
       const recorded = await this.#deps.recorder.record(
-        { destination: this.destination, leaseValue: this.leaseValue, from, to, skipped: false },
+        {
+          destination: this.destination,
+          leaseValue: this.leaseValue,
+          from,
+          to,
+          skipped: false,
+          history: this.#historyLength(),
+        },
         this.#stopping.signal,
       );
       faultPoint('sender-after-record');
@@ -360,6 +397,29 @@ export class DestinationLane {
       metrics.delivered.set({ destination: this.destination }, to);
       metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
     }
+  }
+
+  /** One batch of the ready results at the head (batch-step.ts). */
+  #deliverBatch(): Promise<'done' | 'single' | 'fenced'> {
+    const { destination, leaseValue } = this;
+    return deliverBatch({
+      destination,
+      delivery: this.#deps.delivery,
+      retry: this.#deps.config.retry,
+      buffer: this.#buffer,
+      leaseValid: this.#deps.leaseValid,
+      metrics: this.#deps.metrics,
+      logger: this.#log,
+      stopping: this.#stopping.signal,
+      lost: this.#lost.signal,
+      record: (from, to) =>
+        this.#deps.recorder.record(
+          { destination, leaseValue, from, to, skipped: false, history: this.#historyLength() },
+          this.#stopping.signal,
+        ),
+      onFenced: () => this.#deps.onFenced(),
+      reload: () => this.#reload(),
+    });
   }
 
   /** Sends one result of a window (a drop needs no send). */
@@ -415,10 +475,11 @@ export class DestinationLane {
     return 'reloaded';
   }
 
-  /** While blocked, looks now and then whether an operator released the destination. */
+  /** While blocked, looks now and then whether an operator released the destination (or asked for a replay). */
   async #waitWhileBlocked(): Promise<void> {
     await sleep(BLOCKED_POLL_MS, this.#stopping.signal);
     if (this.#stopping.signal.aborted) return;
+    await this.#checkPaused();
     if ((await readBlocked(this.#deps.redis, this.#deps.keys, this.destination)) === undefined) {
       this.#log.info('destination released by an operator; resuming');
       await this.#reload();
@@ -426,15 +487,54 @@ export class DestinationLane {
   }
 
   /**
-   * Whether the destination is paused, from the in-memory flag, read again from Redis once it
-   * is older than {@link PAUSE_CHECK_MS}. A failed read keeps the last known state.
+   * Whether the destination is paused, from the in-memory flag, read again from Redis (with
+   * any replay request) once it is older than {@link PAUSE_CHECK_MS}. A failed read keeps the
+   * last known state.
    */
   async #checkPaused(): Promise<boolean> {
-    if (performance.now() - this.#pauseCheckedAt >= PAUSE_CHECK_MS) {
-      this.#pauseCheckedAt = performance.now();
-      this.#setPaused(await readPaused(this.#deps.redis, this.#deps.keys, this.destination));
-    }
+    if (performance.now() - this.#pauseCheckedAt >= PAUSE_CHECK_MS) await this.#readControl();
     return this.#paused;
+  }
+
+  async #readControl(): Promise<void> {
+    this.#pauseCheckedAt = performance.now();
+    const control = await readLaneControl(this.#deps.redis, this.#deps.keys, this.destination);
+    this.#setPaused(control.paused);
+    // Replay is offered for HTTP destinations only (the CLI refuses the others).
+    this.#replay = this.#deps.config.type === 'http' ? control.replay : undefined;
+  }
+
+  /** Values are kept for replay only where replay is offered: HTTP destinations. */
+  #historyLength(): number {
+    return this.#deps.config.type === 'http' ? this.#deps.historyLength : 0;
+  }
+
+  /** Runs an operator's replay request between two sequences, then carries on where it was. */
+  async #runReplay(request: ReplayRequest): Promise<'fenced' | undefined> {
+    const end = await runReplay(
+      {
+        destination: this.destination,
+        config: this.#deps.config,
+        delivery: this.#deps.delivery,
+        redis: this.#deps.redis,
+        keys: this.#deps.keys,
+        logger: this.#log,
+        leaseValue: this.leaseValue,
+        delivered: this.#buffer.delivered,
+        leaseValid: this.#deps.leaseValid,
+        paused: () => this.#checkPaused(),
+        stopping: this.#stopping.signal,
+        lost: this.#lost.signal,
+      },
+      request,
+    );
+    // Interrupted by a pause or a stop, the request stays in Redis and is read again later.
+    this.#replay = undefined;
+    if (end === 'gone') this.#log.warn({ replay: request.id }, 'replay request deleted meanwhile; carrying on');
+    if (end !== 'fenced') return undefined;
+    this.#log.warn({ replay: request.id }, 'lease lost during a replay; stopping the lane');
+    this.#deps.onFenced();
+    return 'fenced';
   }
 
   #setPaused(paused: boolean): void {
@@ -449,8 +549,7 @@ export class DestinationLane {
   async #waitWhilePaused(): Promise<void> {
     await sleep(PAUSED_POLL_MS, this.#stopping.signal);
     if (this.#stopping.signal.aborted) return;
-    this.#pauseCheckedAt = performance.now();
-    this.#setPaused(await readPaused(this.#deps.redis, this.#deps.keys, this.destination));
+    await this.#readControl();
   }
 
   #sleepUntilWoken(timeoutMs: number): Promise<void> {

@@ -14,6 +14,8 @@ export interface SenderMetrics {
   duplicates: Counter<'destination'>;
   deadLetters: Counter<'destination'>;
   endToEnd: Histogram<'destination'>;
+  /** Messages per request of an HTTP destination with batch delivery (`batch.maxMessages`). */
+  batchMessages: Histogram<'destination'>;
   gapAge: Gauge<'destination'>;
   lostSequences: Counter<'destination'>;
   leasesHeld: Gauge;
@@ -72,6 +74,13 @@ export function createSenderMetrics(registry: Registry): SenderMetrics {
       help: 'From ingest accepting a message to its destination answering 2xx',
       labelNames: ['destination'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60],
+      registers,
+    }),
+    batchMessages: new Histogram({
+      name: 'reseq_delivery_batch_messages',
+      help: 'Messages per delivered batch request of two or more (HTTP destinations with batch.maxMessages above 1)',
+      labelNames: ['destination'],
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000],
       registers,
     }),
     gapAge: new Gauge({

@@ -101,6 +101,7 @@ export class ResequencerSender {
         leaseValid: () => this.#leases.isValid(destination),
         onFenced: () => this.#fenced(destination),
         gapTimeoutMs: this.#deps.config.sender.gapTimeoutMs,
+        historyLength: this.#deps.config.sender.historyLength,
       },
       leaseValue,
     );

@@ -4,8 +4,7 @@
  * from the delivered position and latency from this sender's end-to-end histogram.
  */
 import type { Logger } from '@reseq/runtime';
-import { knownDestinations, readStatus, type DestinationStatus, type KeySchema } from '@reseq/store';
-import type { Redis } from 'ioredis';
+import { knownDestinations, readStatus, type DestinationStatus, type KeySchema, type ReseqRedis } from '@reseq/store';
 import type { Histogram } from 'prom-client';
 
 /** One destination at one second. */
@@ -39,7 +38,8 @@ export interface StatusSnapshot {
 
 /** Options of {@link StatusSampler}. */
 export interface StatusSamplerOptions {
-  redis: Redis;
+  /** With reseq's scripts defined (the status read runs one). */
+  redis: ReseqRedis;
   keys: KeySchema;
   /** Destinations of the config, shown first; any other that Redis knows follows. */
   configured: readonly string[];

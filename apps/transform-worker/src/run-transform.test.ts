@@ -2,7 +2,7 @@ import { createLogger } from '@reseq/runtime';
 import type { InputEntry } from '@reseq/store';
 import { describe, expect, it } from 'vitest';
 import { identityTransform, type TransformFn } from './load-transform.js';
-import { runTransform } from './run-transform.js';
+import { runHedgeAttempt, runTransform, type RunTransformOptions } from './run-transform.js';
 
 const entry: InputEntry = {
   entryId: '1-0',
@@ -122,5 +122,94 @@ describe('runTransform', () => {
       throw new Error('fails while shutting down');
     }, draining);
     expect(settled).toBeUndefined();
+  });
+});
+
+describe('hedged dispatch in runTransform', () => {
+  const base = (): RunTransformOptions => ({
+    transform: () => 'ok',
+    settings,
+    logger,
+    draining: new AbortController().signal,
+    abort: new AbortController().signal,
+  });
+  const never = (_m: unknown, { signal }: { signal: AbortSignal }) =>
+    new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('stopped'))));
+
+  it('reports an attempt that runs past hedge.afterMs, with its attempt number, and not a quick one', async () => {
+    const slow: number[] = [];
+    const settled = await runTransform(entry, {
+      ...base(),
+      hedge: { afterMs: 30, onSlow: (attempt) => slow.push(attempt) },
+      transform: async (message) => {
+        // Attempt 1 fails at once; attempt 2 runs long, then succeeds.
+        if (message.attempt === 1) throw new Error('flaky');
+        await new Promise((resolve) => setTimeout(resolve, 80));
+        return 'late';
+      },
+    });
+    expect(settled).toEqual({ kind: 'value', attempts: 2, body: '"late"' });
+    expect(slow).toEqual([2]);
+  });
+
+  it('stops at once, unsettled and uncounted, when another copy finished the entry', async () => {
+    const cancel = new AbortController();
+    const outcomes: string[] = [];
+    const signals: AbortSignal[] = [];
+    const running = runTransform(entry, {
+      ...base(),
+      cancel: cancel.signal,
+      onAttempt: (outcome) => outcomes.push(outcome),
+      transform: (message, context) => {
+        signals.push(context.signal);
+        return never(message, context);
+      },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    cancel.abort();
+    expect(await running).toBeUndefined();
+    expect(signals[0]?.aborted).toBe(true);
+    expect(outcomes).toEqual([]);
+  });
+
+  it('a hedge copy runs the given attempt once and settles a value', async () => {
+    const seen: number[] = [];
+    const settled = await runHedgeAttempt(entry, 3, {
+      ...base(),
+      transform: (message) => {
+        seen.push(message.attempt);
+        return { hedged: true };
+      },
+    });
+    expect(seen).toEqual([3]);
+    expect(settled).toEqual({ kind: 'value', attempts: 3, body: '{"hedged":true}' });
+    expect(await runHedgeAttempt(entry, 1, { ...base(), transform: () => null })).toEqual({
+      kind: 'none',
+      attempts: 1,
+      body: '',
+    });
+  });
+
+  it('a failing hedge copy settles nothing: no retry, no dead letter (the holder decides)', async () => {
+    for (const transform of [
+      () => {
+        throw new Error('flaky');
+      },
+      () => {
+        throw Object.assign(new Error('poison'), { permanent: true });
+      },
+      () => undefined,
+    ]) {
+      let calls = 0;
+      const settled = await runHedgeAttempt(entry, 1, {
+        ...base(),
+        transform: () => {
+          calls++;
+          return transform();
+        },
+      });
+      expect(settled).toBeUndefined();
+      expect(calls).toBe(1);
+    }
   });
 });

@@ -2,7 +2,8 @@
  * Runs the transform for one input entry until it settles: a value to deliver, nothing
  * (`null`), or a dead letter. A throw is retried with exponential backoff and full jitter; an
  * error with `permanent: true`, a result that is not JSON, or the last allowed attempt ends
- * in a dead letter with the reason. Each attempt has a timeout.
+ * in a dead letter with the reason. Each attempt has a timeout. With hedged dispatch, a slow
+ * attempt is reported (`hedge.onSlow`) and a hedge copy runs one attempt ({@link runHedgeAttempt}).
  */
 import type { ReseqConfig } from '@reseq/config';
 import { backoffDelay, sleep, type Logger } from '@reseq/runtime';
@@ -19,6 +20,11 @@ export interface Settled {
 
 class AttemptTimeoutError extends Error {
   override readonly name = 'TransformTimeoutError';
+}
+
+/** The reason `context.signal` aborts with when another copy of the entry finished it first. */
+class CancelledError extends Error {
+  override readonly name = 'TransformCancelledError';
 }
 
 function describeError(err: unknown): string {
@@ -42,91 +48,140 @@ export interface RunTransformOptions {
   draining: AbortSignal;
   /** Aborted when the shutdown grace period ends: running attempts are told to stop. */
   abort: AbortSignal;
+  /**
+   * Aborted when another copy of the entry finished it (hedged dispatch): the running attempt is
+   * told to stop and the run ends at once, unsettled and uncounted.
+   */
+  cancel?: AbortSignal;
+  /** Hedged dispatch: `onSlow(attempt)` is called once an attempt has run for `afterMs`. */
+  hedge?: { afterMs: number; onSlow: (attempt: number) => void };
   onAttempt?: (outcome: 'ok' | 'error' | 'timeout', seconds: number) => void;
 }
 
+/** How one attempt ended: settled, failed (`error`), or stopped by `cancel`. */
+type AttemptEnd = { settled: Settled } | { error: unknown } | { cancelled: true };
+
 /**
  * Runs one entry to its settlement, or returns undefined when shutdown interrupted it before
- * it settled (the entry stays pending and is handed back to the group).
+ * it settled (the entry stays pending and is handed back to the group), or when `cancel` ended it.
  */
 export async function runTransform(entry: InputEntry, options: RunTransformOptions): Promise<Settled | undefined> {
   const { settings, draining } = options;
+  const log = options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence });
   // The identity transform delivers the payload as it came, without decoding it at all.
   if (options.transform === identityTransform) return { kind: 'value', attempts: 1, body: entry.payload };
-  // A child logger costs more than a fast transform (pino redaction runs per child): make it
-  // only when the transform or a failure actually logs.
-  let child: Logger | undefined;
-  const logger = (): Logger =>
-    (child ??= options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence }));
   const payload: unknown = JSON.parse(entry.payload);
   for (let attempt = 1; ; attempt++) {
-    if (draining.aborted) return undefined;
-    const controller = new AbortController();
-    const onAbort = (): void => controller.abort(options.abort.reason);
-    options.abort.addEventListener('abort', onAbort, { once: true });
-    let timer: NodeJS.Timeout | undefined;
-    const started = performance.now();
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          const err = new AttemptTimeoutError(`transform took longer than ${settings.timeoutMs} ms`);
-          controller.abort(err);
-          reject(err);
-        }, settings.timeoutMs);
-      });
-      const message = { id: entry.id, destination: entry.destination, sequence: entry.sequence, payload, attempt };
-      const value = await Promise.race([
-        Promise.resolve().then(() =>
-          options.transform(message, {
-            signal: controller.signal,
-            get log() {
-              return logger();
-            },
-          }),
-        ),
-        timeout,
-      ]);
-      options.onAttempt?.('ok', (performance.now() - started) / 1000);
-      if (value === null) return { kind: 'none', attempts: attempt, body: '' };
-      if (value === undefined) {
-        // Almost always a forgotten `return`: dropping would lose every message silently.
-        return {
-          kind: 'dead',
-          attempts: attempt,
-          body: 'TRANSFORM_RETURNED_UNDEFINED: return the payload to deliver, or null to deliver nothing',
-        };
-      }
-      let body: string | undefined;
-      try {
-        body = JSON.stringify(value);
-      } catch (err) {
-        return { kind: 'dead', attempts: attempt, body: `TRANSFORM_RESULT_NOT_JSON: ${describeError(err)}` };
-      }
-      if (body === undefined) {
-        return { kind: 'dead', attempts: attempt, body: `TRANSFORM_RESULT_NOT_JSON: ${typeof value} is not JSON` };
-      }
-      return { kind: 'value', attempts: attempt, body };
-    } catch (err) {
-      options.onAttempt?.(
-        err instanceof AttemptTimeoutError ? 'timeout' : 'error',
-        (performance.now() - started) / 1000,
-      );
-      if (draining.aborted) return undefined;
-      const reason = describeError(err);
-      if (isPermanent(err)) {
-        logger().warn({ attempt, reason }, 'transform failed permanently; dead-lettering');
-        return { kind: 'dead', attempts: attempt, body: `TRANSFORM_PERMANENT: ${reason}` };
-      }
-      if (attempt >= settings.maxAttempts) {
-        logger().warn({ attempt, reason }, 'transform failed on its last attempt; dead-lettering');
-        return { kind: 'dead', attempts: attempt, body: `TRANSFORM_ATTEMPTS_EXHAUSTED: ${reason}` };
-      }
-      const delay = backoffDelay(attempt, { baseMs: settings.retry.baseMs, maxMs: settings.retry.maxMs });
-      logger().info({ attempt, reason, retryInMs: delay }, 'transform failed; retrying');
-      await sleep(delay, draining);
-    } finally {
-      clearTimeout(timer);
-      options.abort.removeEventListener('abort', onAbort);
+    if (draining.aborted || options.cancel?.aborted) return undefined;
+    const end = await runAttempt(entry, payload, attempt, options, log);
+    if ('settled' in end) return end.settled;
+    if ('cancelled' in end || draining.aborted) return undefined;
+    const reason = describeError(end.error);
+    if (isPermanent(end.error)) {
+      log.warn({ attempt, reason }, 'transform failed permanently; dead-lettering');
+      return { kind: 'dead', attempts: attempt, body: `TRANSFORM_PERMANENT: ${reason}` };
     }
+    if (attempt >= settings.maxAttempts) {
+      log.warn({ attempt, reason }, 'transform failed on its last attempt; dead-lettering');
+      return { kind: 'dead', attempts: attempt, body: `TRANSFORM_ATTEMPTS_EXHAUSTED: ${reason}` };
+    }
+    const delay = backoffDelay(attempt, { baseMs: settings.retry.baseMs, maxMs: settings.retry.maxMs });
+    log.info({ attempt, reason, retryInMs: delay }, 'transform failed; retrying');
+    await sleep(delay, options.cancel ? AbortSignal.any([draining, options.cancel]) : draining);
   }
+}
+
+/**
+ * Runs attempt `attempt` of an entry once, as the hedge copy of a peer's slow attempt: a value or
+ * `null` settles it; anything else (a throw, a timeout, `undefined`, a value that is not JSON)
+ * returns undefined and is left to the peer that holds the entry, which alone retries, backs off
+ * and dead-letters. So a hedge never adds an attempt, skips a backoff or writes a dead letter.
+ */
+export async function runHedgeAttempt(
+  entry: InputEntry,
+  attempt: number,
+  options: RunTransformOptions,
+): Promise<Settled | undefined> {
+  if (options.draining.aborted || options.cancel?.aborted) return undefined;
+  const log = options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence });
+  if (options.transform === identityTransform) return { kind: 'value', attempts: attempt, body: entry.payload };
+  const end = await runAttempt(entry, JSON.parse(entry.payload), attempt, { ...options, hedge: undefined }, log);
+  if ('settled' in end && end.settled.kind !== 'dead') return end.settled;
+  if (!('cancelled' in end)) {
+    const reason = 'error' in end ? describeError(end.error) : end.settled.body;
+    log.info({ attempt, reason }, 'hedge copy failed; the worker that holds the entry retries or dead-letters it');
+  }
+  return undefined;
+}
+
+/** One attempt, with its timeout, the hedge timer and `cancel`. */
+async function runAttempt(
+  entry: InputEntry,
+  payload: unknown,
+  attempt: number,
+  options: RunTransformOptions,
+  log: Logger,
+): Promise<AttemptEnd> {
+  const { settings } = options;
+  const controller = new AbortController();
+  // Rejects the race below early: on the timeout, or when another copy finished the entry.
+  let stopEarly: (err: unknown) => void = () => {};
+  const early = new Promise<never>((_, reject) => (stopEarly = reject));
+  const onAbort = (): void => controller.abort(options.abort.reason);
+  const cancelled = new CancelledError('another copy finished this entry');
+  const onCancel = (): void => {
+    controller.abort(cancelled);
+    stopEarly(cancelled);
+  };
+  options.abort.addEventListener('abort', onAbort, { once: true });
+  options.cancel?.addEventListener('abort', onCancel, { once: true });
+  const timer = setTimeout(() => {
+    const err = new AttemptTimeoutError(`transform took longer than ${settings.timeoutMs} ms`);
+    controller.abort(err);
+    stopEarly(err);
+  }, settings.timeoutMs);
+  const hedge = options.hedge;
+  const slow = hedge ? setTimeout(() => hedge.onSlow(attempt), hedge.afterMs) : undefined;
+  const started = performance.now();
+  try {
+    const message = { id: entry.id, destination: entry.destination, sequence: entry.sequence, payload, attempt };
+    const value = await Promise.race([
+      Promise.resolve().then(() => options.transform(message, { signal: controller.signal, log })),
+      early,
+    ]);
+    options.onAttempt?.('ok', (performance.now() - started) / 1000);
+    return { settled: settle(value, attempt) };
+  } catch (err) {
+    if (err === cancelled || options.cancel?.aborted) return { cancelled: true };
+    options.onAttempt?.(err instanceof AttemptTimeoutError ? 'timeout' : 'error', (performance.now() - started) / 1000);
+    return { error: err };
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(slow);
+    options.abort.removeEventListener('abort', onAbort);
+    options.cancel?.removeEventListener('abort', onCancel);
+  }
+}
+
+/** What a returned value settles as. */
+function settle(value: unknown, attempt: number): Settled {
+  if (value === null) return { kind: 'none', attempts: attempt, body: '' };
+  if (value === undefined) {
+    // Almost always a forgotten `return`: dropping would lose every message silently.
+    return {
+      kind: 'dead',
+      attempts: attempt,
+      body: 'TRANSFORM_RETURNED_UNDEFINED: return the payload to deliver, or null to deliver nothing',
+    };
+  }
+  let body: string | undefined;
+  try {
+    body = JSON.stringify(value);
+  } catch (err) {
+    return { kind: 'dead', attempts: attempt, body: `TRANSFORM_RESULT_NOT_JSON: ${describeError(err)}` };
+  }
+  if (body === undefined) {
+    return { kind: 'dead', attempts: attempt, body: `TRANSFORM_RESULT_NOT_JSON: ${typeof value} is not JSON` };
+  }
+  return { kind: 'value', attempts: attempt, body };
 }

@@ -12,6 +12,10 @@ export interface WorkerMetrics {
   inFlight: Gauge;
   claimed: Counter;
   deletedEntries: Counter;
+  /** Hedged dispatch (`worker.hedgeAfterMs`); stay 0 while it is off. */
+  hedgesRequested: Counter;
+  hedgesStarted: Counter;
+  hedgesWon: Counter;
 }
 
 /** Registers the worker's metrics on an app registry. */
@@ -43,6 +47,21 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
       help: 'Pending entries found deleted from the input stream (their messages are lost)',
       registers,
     }),
+    hedgesRequested: new Counter({
+      name: 'reseq_hedges_requested_total',
+      help: 'Transforms of this worker that ran past worker.hedgeAfterMs and asked for a hedge on another worker',
+      registers,
+    }),
+    hedgesStarted: new Counter({
+      name: 'reseq_hedges_started_total',
+      help: "Hedge copies this worker started of another worker's slow transform",
+      registers,
+    }),
+    hedgesWon: new Counter({
+      name: 'reseq_hedges_won_total',
+      help: 'Hedge copies of this worker that finished first: their result is the one recorded',
+      registers,
+    }),
   };
 }
 
@@ -72,8 +91,14 @@ export function registerInputBacklogMetrics(registry: Registry, redis: ReseqRedi
   });
   async function read(): Promise<void> {
     try {
-      length.set(await redis.xlen(keys.input));
-      const groups = (await redis.call('XINFO', 'GROUPS', keys.input)) as unknown[][];
+      // One round trip; on a Redis Cluster, XINFO (whose key ioredis does not see) rides with
+      // XLEN to the stream's master instead of a random one that would redirect it.
+      const [[lengthError, streamLength] = [null, 0], [groupsError, groupsReply] = [null, []]] =
+        (await redis.pipeline().xlen(keys.input).call('XINFO', 'GROUPS', keys.input).exec()) ?? [];
+      if (lengthError) throw lengthError;
+      length.set(Number(streamLength));
+      if (groupsError) throw groupsError;
+      const groups = groupsReply as unknown[][];
       for (const group of groups) {
         const fields = new Map<string, unknown>();
         for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);

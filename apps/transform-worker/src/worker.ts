@@ -3,7 +3,8 @@
  * first re-reads its own pending entries (ID 0, after a restart), then reads new ones (`>`) in
  * batches sized to its free slots, and periodically takes over entries that crashed peers left
  * pending (XAUTOCLAIM). It keeps its own long-running entries fresh (XCLAIM JUSTID) so live
- * work is never taken over, and hands unfinished entries back on shutdown.
+ * work is never taken over, and hands unfinished entries back on shutdown. With hedged dispatch
+ * (hedger.ts) it also runs one-attempt copies of other workers' slow entries.
  */
 import { setMaxListeners } from 'node:events';
 import type { ReseqConfig } from '@reseq/config';
@@ -25,8 +26,10 @@ import {
 } from '@reseq/store';
 import type { Redis } from 'ioredis';
 import { CompletionBatcher } from './completion-batcher.js';
+import { Hedger } from './hedger.js';
 import type { TransformFn } from './load-transform.js';
-import { runTransform, type Settled } from './run-transform.js';
+import { runTransform, type RunTransformOptions, type Settled } from './run-transform.js';
+import { startRunning, type Running } from './running.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What the worker needs. */
@@ -41,11 +44,6 @@ export interface WorkerDeps {
   blocking: Redis;
   consumer: string;
   metrics: WorkerMetrics;
-}
-
-interface Running {
-  entry: InputEntry;
-  lastTouched: number;
 }
 
 /** How often a worker compacts the input stream (trimInput), in ms. */
@@ -63,9 +61,12 @@ export class TransformWorker {
   readonly #draining = new AbortController();
   readonly #abort = new AbortController();
   readonly #completer: CompletionBatcher;
+  /** Hedged dispatch; undefined while `worker.hedgeAfterMs` is unset (then nothing of it runs). */
+  readonly #hedger: Hedger | undefined;
   #slotWaiters: (() => void)[] = [];
   #readLoop: Promise<void> | undefined;
   #recoveryLoop: Promise<void> | undefined;
+  #hedgeLoop: Promise<void> | undefined;
   #claimCursor = '0-0';
   #lastRecoveryAt = 0;
   #lastTrimAt = 0;
@@ -85,6 +86,26 @@ export class TransformWorker {
       deps.config.worker.batchSize,
       this.#log,
     );
+    const afterMs = deps.config.worker.hedgeAfterMs;
+    this.#hedger =
+      afterMs === undefined
+        ? undefined
+        : new Hedger({
+            redis: deps.redis,
+            keys: deps.keys,
+            consumer: deps.consumer,
+            afterMs,
+            maxTake: deps.config.worker.batchSize,
+            metrics: deps.metrics,
+            logger: this.#log,
+            draining: this.#draining.signal,
+            running: this.#running,
+            freeSlots: () => this.#freeSlots(),
+            runOptions: (running) => this.#runOptions(running),
+            dispatch: (entry, deliveries) => this.#dispatch(entry, deliveries),
+            interrupted: (entryId) => this.#interrupted.add(entryId),
+            ended: () => this.#ended(),
+          });
   }
 
   /** Whether the loops are alive (for /readyz). */
@@ -101,7 +122,11 @@ export class TransformWorker {
     this.#lastRecoveryAt = Date.now();
     this.#readLoop = this.#read();
     this.#recoveryLoop = this.#recover();
-    this.#log.info({ concurrency: this.#deps.config.env.WORKER_CONCURRENCY }, 'transform worker started');
+    this.#hedgeLoop = this.#hedger?.run();
+    this.#log.info(
+      { concurrency: this.#deps.config.env.WORKER_CONCURRENCY, hedgeAfterMs: this.#hedger?.afterMs },
+      'transform worker started',
+    );
   }
 
   /**
@@ -110,15 +135,17 @@ export class TransformWorker {
    */
   async stop(): Promise<void> {
     this.#draining.abort();
+    // Hedge copies are spares: the workers that hold their entries go on with them.
+    for (const r of this.#running.values()) if (!r.owned) r.cancel.abort();
     this.#wakeSlotWaiters();
     // A blocked XREADGROUP holds its connection: close it to end the read loop now.
     this.#deps.blocking.disconnect();
-    await Promise.allSettled([this.#readLoop, this.#recoveryLoop]);
+    await Promise.allSettled([this.#readLoop, this.#recoveryLoop, this.#hedgeLoop]);
     const deadline = Date.now() + this.#deps.config.worker.shutdownGraceMs;
     while (this.#running.size > this.#interrupted.size && Date.now() < deadline)
       await this.#waitForSlotChange(deadline);
     this.#abort.abort();
-    const unfinished = [...this.#running.keys()];
+    const unfinished = [...this.#running.values()].filter((r) => r.owned).map((r) => r.entry.entryId);
     if (unfinished.length > 0) {
       try {
         await handBackEntries(
@@ -137,6 +164,7 @@ export class TransformWorker {
       }
     }
     this.#completer.stop();
+    this.#hedger?.stop();
     await this.#completer.drain();
   }
 
@@ -208,15 +236,28 @@ export class TransformWorker {
             await discardEntries(redis, keys, claimed.deleted);
           }
           const fresh = claimed.entries.filter((e) => !this.#running.has(e.entryId));
-          if (fresh.length > 0 || claimed.malformed.length > 0) {
-            this.#deps.metrics.claimed.inc(fresh.length);
-            this.#log.info({ count: fresh.length }, 'took over entries left idle by a stopped or crashed worker');
+          // A hedge copy running here of an entry whose holder stopped: the entry is ours now.
+          const adopted = claimed.entries.flatMap((e) => {
+            const running = this.#running.get(e.entryId);
+            return running && !running.owned ? [running] : [];
+          });
+          if (fresh.length > 0 || adopted.length > 0 || claimed.malformed.length > 0) {
+            this.#deps.metrics.claimed.inc(fresh.length + adopted.length);
+            this.#log.info(
+              { count: fresh.length + adopted.length },
+              'took over entries left idle by a stopped or crashed worker',
+            );
             const counts = await deliveryCounts(
               redis,
               keys,
               consumer,
-              fresh.map((e) => e.entryId),
+              [...fresh, ...adopted.map((r) => r.entry)].map((e) => e.entryId),
             );
+            for (const r of adopted) {
+              r.owned = true;
+              r.lastTouched = Date.now();
+              r.deliveries = counts.get(r.entry.entryId) ?? 1;
+            }
             await this.#accept({ entries: fresh, malformed: claimed.malformed }, counts);
           }
           if (this.#claimCursor === '0-0') break;
@@ -253,7 +294,8 @@ export class TransformWorker {
   async #touchRunning(): Promise<void> {
     const now = Date.now();
     const threshold = this.#deps.config.worker.claimIdleMs / 3;
-    const stale = [...this.#running.values()].filter((r) => now - r.lastTouched >= threshold);
+    // Only entries this worker holds: touching a peer's entry would take it from the peer.
+    const stale = [...this.#running.values()].filter((r) => r.owned && now - r.lastTouched >= threshold);
     if (stale.length === 0) return;
     await touchEntries(
       this.#deps.redis,
@@ -277,7 +319,8 @@ export class TransformWorker {
 
   #dispatch(entry: InputEntry, deliveries: number): void {
     const { config, metrics } = this.#deps;
-    this.#running.set(entry.entryId, { entry, lastTouched: Date.now() });
+    const running = startRunning(entry, true);
+    this.#running.set(entry.entryId, running);
     metrics.inFlight.set(this.#running.size);
     const maxDeliveries = config.transform.maxAttempts * DELIVERIES_PER_ATTEMPT;
     const settle: Promise<Settled | undefined> =
@@ -288,15 +331,20 @@ export class TransformWorker {
             body: `TRANSFORM_ABANDONED: delivered to workers ${deliveries} times without settling (crashing workers?)`,
           })
         : runTransform(entry, {
-            transform: this.#deps.transform,
-            settings: config.transform,
-            logger: this.#log,
-            draining: this.#draining.signal,
-            abort: this.#abort.signal,
-            onAttempt: (outcome, seconds) => metrics.duration.observe({ outcome }, seconds),
+            ...this.#runOptions(running),
+            hedge: this.#hedger?.watch(running),
           });
     void settle
       .then(async (settled) => {
+        if (!settled && running.cancel.signal.aborted) {
+          // Its hedge copy completed it: nothing to record.
+          this.#log.info(
+            { entryId: entry.entryId, destination: entry.destination, sequence: entry.sequence },
+            'another copy finished this entry first; stopped this one',
+          );
+          this.#running.delete(entry.entryId);
+          return;
+        }
         if (!settled) {
           this.#interrupted.add(entry.entryId);
           return;
@@ -310,10 +358,27 @@ export class TransformWorker {
         this.#log.error({ err, entryId: entry.entryId }, 'unexpected error settling an entry; a peer will retry it');
         this.#running.delete(entry.entryId);
       })
-      .finally(() => {
-        metrics.inFlight.set(this.#running.size);
-        this.#wakeSlotWaiters();
-      });
+      .finally(() => this.#ended());
+  }
+
+  /** A transform ended (or changed hands): the gauge follows, and a free slot wakes the loops. */
+  #ended(): void {
+    this.#deps.metrics.inFlight.set(this.#running.size);
+    this.#wakeSlotWaiters();
+  }
+
+  /** What every run of this worker passes to the transform runner. */
+  #runOptions(running: Running): RunTransformOptions {
+    const { config, metrics } = this.#deps;
+    return {
+      transform: this.#deps.transform,
+      settings: config.transform,
+      logger: this.#log,
+      draining: this.#draining.signal,
+      abort: this.#abort.signal,
+      cancel: running.cancel.signal,
+      onAttempt: (outcome, seconds) => metrics.duration.observe({ outcome }, seconds),
+    };
   }
 
   #freeSlots(): number {

@@ -20,4 +20,5 @@ export {
   MESSAGE_ID_PATTERN,
   SOURCE_NAME_PATTERN,
   SQL_TABLE_PATTERN,
+  urlDatabase,
 } from './schema.js';

@@ -41,8 +41,8 @@ const hostPortList = z.string().transform((list, ctx): HostPort[] => {
   return out;
 });
 
-/** The environment, as the contract names it. */
-export const envSchema = z.object({
+/** The environment variables, each checked on its own. */
+const envFields = z.object({
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
@@ -56,6 +56,13 @@ export const envSchema = z.object({
     .default('mymaster'),
   /** Password of the sentinels themselves (the master's comes from REDIS_URL). */
   REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /**
+   * Seed nodes of a Redis Cluster (the rest are discovered), in place of REDIS_URL's host and
+   * port; REDIS_URL's user, password and TLS still apply.
+   */
+  REDIS_CLUSTER_NODES: hostPortList.optional(),
+  /** Over how many hash-tagged shards the destinations are spread (1: one tag, one slot). */
+  RESEQ_SHARDS: intFromEnv(1, 1024).default(1),
   /** Replicas that must confirm (WAIT) every write that counts; 0 confirms nothing. */
   RESEQ_WAIT_REPLICAS: intFromEnv(0, 100).default(0),
   /** How long one WAIT may block before the write counts as unconfirmed, in ms. */
@@ -77,6 +84,35 @@ export const envSchema = z.object({
     .regex(/^[\x21-\x7e]{1,128}$/)
     .optional(),
 });
+
+/** The environment, as the contract names it: each variable, then the rules across them. */
+export const envSchema = envFields
+  // `when`: checked also where another variable is wrong, so every problem is listed at once.
+  .refine((env) => env.REDIS_CLUSTER_NODES === undefined || env.REDIS_SENTINELS === undefined, {
+    path: ['REDIS_CLUSTER_NODES'],
+    message: 'cannot be combined with REDIS_SENTINELS: a Redis Cluster fails over by itself; set one of the two',
+    when: ({ value }) => typeof value === 'object' && value !== null,
+  })
+  .refine((env) => env.REDIS_CLUSTER_NODES === undefined || urlDatabase(env.REDIS_URL) === 0, {
+    path: ['REDIS_URL'],
+    message: 'must name database 0 (or none) with REDIS_CLUSTER_NODES: a Redis Cluster has database 0 only',
+    when: ({ value }) => typeof value === 'object' && value !== null,
+  });
+
+/**
+ * The database index of a `redis://` URL, where ioredis reads it (`/<db>` or `?db=<db>`); 0 when
+ * absent, NaN when it is not a number or the URL does not parse.
+ */
+export function urlDatabase(url: unknown): number {
+  if (typeof url !== 'string') return Number.NaN;
+  try {
+    const parsed = new URL(url);
+    const db = parsed.pathname.slice(1) || parsed.searchParams.get('db') || '0';
+    return /^\d+$/.test(db) ? Number(db) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 const retrySchema = z
   .object({
@@ -107,6 +143,18 @@ const httpDestinationSchema = z
     secret: z
       .string()
       .refine(isWebhookSecret, `must be "${SECRET_PREFIX}" followed by base64 of at least ${MIN_SECRET_BYTES} bytes`)
+      .optional(),
+    /**
+     * Batch delivery, for a receiver that accepts arrays: up to `maxMessages` consecutive ready
+     * messages in one `POST` whose body is a JSON array (docs/protocol.md). Absent, or
+     * `maxMessages` 1: one message per request, as the contract describes.
+     */
+    batch: z
+      .object({
+        /** Most messages in one request (1-10,000); 1 switches batching off. */
+        maxMessages: z.number().int().min(1).max(10_000),
+      })
+      .strict()
       .optional(),
   })
   .strict();
@@ -317,6 +365,11 @@ export const fileSchema = z
         batchSize: z.number().int().min(1).max(10_000).default(256),
         /** How long SIGTERM waits for running transforms before handing them back, in ms. */
         shutdownGraceMs: z.number().int().min(0).default(10_000),
+        /**
+         * Hedged dispatch: a transform attempt still running after this long gets a second copy
+         * on another worker with a free slot; the first to finish wins, in ms. Default none: off.
+         */
+        hedgeAfterMs: z.number().int().min(10).max(86_400_000).optional(),
       })
       .strict()
       .prefault({}),
@@ -332,12 +385,25 @@ export const fileSchema = z
          * that exists nowhere is dead-lettered as GAP_LOST and handled by onDeadLetter, in ms.
          */
         gapTimeoutMs: z.number().int().min(100).default(30_000),
+        /**
+         * Delivered values kept per HTTP destination for `reseq replay` (about: trimmed with
+         * `MAXLEN ~`, so a few more may stay); 0 keeps none and switches replay off.
+         */
+        historyLength: z.number().int().min(0).max(10_000_000).default(1000),
       })
       .strict()
       .prefault({}),
   })
   .strict()
   .superRefine((file, ctx) => {
+    const hedgeAfterMs = file.worker.hedgeAfterMs;
+    if (hedgeAfterMs !== undefined && hedgeAfterMs >= file.transform.timeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['worker', 'hedgeAfterMs'],
+        message: `must be below transform.timeoutMs (${file.transform.timeoutMs}): an attempt times out before it is hedged`,
+      });
+    }
     const seen = new Set<string>();
     file.sources.forEach((source, i) => {
       if (!Object.hasOwn(file.destinations, source.destination)) {

@@ -42,6 +42,20 @@ export interface Delivery {
    * a process paused between its own check and the write cannot send out of turn when it wakes.
    */
   send(request: DeliveryRequest, signal?: AbortSignal, mayWrite?: () => boolean): Promise<DeliveryOutcome>;
+  /**
+   * Most consecutive messages one {@link sendBatch} may carry (an HTTP destination's
+   * `batch.maxMessages`); absent or 1: the adapter sends one message per request.
+   */
+  readonly maxBatch?: number;
+  /**
+   * One attempt to deliver consecutive messages, in sequence order, in one request (only where
+   * {@link maxBatch} is above 1): taken or refused as a whole. Reports failures as {@link send}.
+   */
+  sendBatch?(
+    requests: readonly DeliveryRequest[],
+    signal?: AbortSignal,
+    mayWrite?: () => boolean,
+  ): Promise<DeliveryOutcome>;
   close(): Promise<void>;
 }
 

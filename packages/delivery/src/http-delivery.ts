@@ -1,13 +1,15 @@
 /**
  * HTTP delivery: `POST <url>` with the payload as JSON and the contract's headers
  * (`Idempotency-Key`, `Reseq-Sequence`, `Reseq-Message-Id`), signed the Standard Webhooks way
- * where the destination has a `secret`. A 2xx counts as delivered.
+ * where the destination has a `secret`. A 2xx counts as delivered. With `batch.maxMessages` above
+ * 1, every request carries a JSON array of messages instead (http-batch.ts), one or several.
  * Connections are kept alive in an undici pool per destination.
  */
 import type { HttpDestinationConfig } from '@reseq/config';
 import { signWebhook, webhookKey } from '@reseq/webhook-verify';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { idempotencyKey, type Delivery, type DeliveryOutcome, type DeliveryRequest } from './delivery.js';
+import { batchIdempotencyKey, encodeBatchBody } from './http-batch.js';
 
 /** Statuses below 500 that still mean "try again later". */
 const RETRYABLE_4XX = new Set([408, 409, 425, 429]);
@@ -50,6 +52,8 @@ function checkBeforeWrite(mayWrite: () => boolean): Dispatcher.DispatcherCompose
 
 /** Delivers to one HTTP destination. */
 export class HttpDelivery implements Delivery {
+  /** `batch.maxMessages`; 1 (the default): one message per request, as the contract has it. */
+  readonly maxBatch: number;
   readonly #pool: Pool;
   readonly #path: string;
   readonly #config: HttpDestinationConfig;
@@ -59,6 +63,7 @@ export class HttpDelivery implements Delivery {
   constructor(config: HttpDestinationConfig) {
     const url = new URL(config.url);
     this.#config = config;
+    this.maxBatch = config.batch?.maxMessages ?? 1;
     this.#signingKey = config.secret === undefined ? undefined : webhookKey(config.secret);
     this.#path = `${url.pathname}${url.search}`;
     this.#pool = new Pool(url.origin, {
@@ -71,11 +76,53 @@ export class HttpDelivery implements Delivery {
   }
 
   async send(request: DeliveryRequest, signal?: AbortSignal, mayWrite?: () => boolean): Promise<DeliveryOutcome> {
+    // A batch destination always gets arrays, of one message where one is all there is to send.
+    if (this.maxBatch > 1) return this.sendBatch([request], signal, mayWrite);
+    const headers = {
+      'reseq-sequence': String(request.sequence),
+      'reseq-message-id': request.messageId,
+    };
+    return this.#post(idempotencyKey(request), headers, request.payload, signal, mayWrite);
+  }
+
+  /**
+   * Sends consecutive messages, in sequence order, as one JSON array: `Reseq-Sequence` is the
+   * first one's sequence, `Reseq-Sequence-Last` the last one's, and `Idempotency-Key` names the
+   * destination and that range.
+   */
+  async sendBatch(
+    requests: readonly DeliveryRequest[],
+    signal?: AbortSignal,
+    mayWrite?: () => boolean,
+  ): Promise<DeliveryOutcome> {
+    const body = encodeBatchBody(requests);
+    const first = requests[0]!;
+    const last = requests.at(-1)!;
+    const headers = {
+      'reseq-sequence': String(first.sequence),
+      'reseq-sequence-last': String(last.sequence),
+    };
+    return this.#post(
+      batchIdempotencyKey(first.destination, first.sequence, last.sequence),
+      headers,
+      body,
+      signal,
+      mayWrite,
+    );
+  }
+
+  /** One `POST` of `payload` (JSON text) with the key, reseq's `headers` and the signature. */
+  async #post(
+    id: string,
+    headers: Record<string, string>,
+    payload: string,
+    signal: AbortSignal | undefined,
+    mayWrite: (() => boolean) | undefined,
+  ): Promise<DeliveryOutcome> {
     try {
       const dispatcher = mayWrite ? this.#pool.compose(checkBeforeWrite(mayWrite)) : this.#pool;
-      const id = idempotencyKey(request);
       // Signed: the very bytes that were signed go on the wire.
-      const body = this.#signingKey ? Buffer.from(request.payload, 'utf8') : request.payload;
+      const body = this.#signingKey ? Buffer.from(payload, 'utf8') : payload;
       const response = await dispatcher.request({
         method: 'POST',
         path: this.#path,
@@ -83,8 +130,7 @@ export class HttpDelivery implements Delivery {
           ...this.#config.headers,
           'content-type': 'application/json',
           'idempotency-key': id,
-          'reseq-sequence': String(request.sequence),
-          'reseq-message-id': request.messageId,
+          ...headers,
           ...this.#signatureHeaders(id, body),
         },
         body,

@@ -4,6 +4,7 @@
  */
 export { type Delivery, type DeliveryRequest, type DeliveryOutcome, idempotencyKey } from './delivery.js';
 export { HttpDelivery } from './http-delivery.js';
+export { batchIdempotencyKey, encodeBatchBody } from './http-batch.js';
 export { TcpDelivery } from './tcp-delivery.js';
 export { PostgresDelivery } from './postgres-delivery.js';
 export {

@@ -1,5 +1,5 @@
 --[[
-  advance (v2): record delivery progress, fenced by the destination lease.
+  advance (v3): record delivery progress, fenced by the destination lease.
 
   Moves a destination's delivered position from `from - 1` to `to` and removes those results
   from its reorder buffer, but only while the caller still holds the lease it names: a sender
@@ -14,17 +14,50 @@
   ARGV[1]   number of destinations G
   then per destination: name, lease value ("<owner>|<token>"), from, to
 
-  Skipped sequences, a separate trailing part: the last G KEYS are the destinations' skipped
-  sets, and the last G ARGV are, per destination, "1" when its step passes its sequences
+  Skipped sequences, a separate trailing part: the G KEYS after the per-destination ones are
+  the destinations' skipped sets, and the G ARGV after them are, per destination, "1" when its step passes its sequences
   without delivering them because of a dead letter (`onDeadLetter: skip`), else "0". A
   recorded skip adds its sequences to the set, so `buffer` dead-letters a result that still
   turns up for one of them as late instead of dropping it silently.
 
+  History, a second trailing part (v3): after the skipped sets, G more KEYS, the destinations'
+  history streams, and after the skip flags, G more ARGV, each destination's history length
+  (0: keep none). A recorded step appends each value it settles (kind `v` in the reorder
+  buffer; drops and dead letters are not kept) to the history stream under the id
+  `<sequence>-0`, with the fields m (message id), t (accept time), a (attempts) and
+  p (transformed payload), trimmed with `MAXLEN ~ <length>`. Appending is best effort
+  (`pcall`): an id at or below the stream's last one (the position rewound by hand) is left
+  out rather than failing the step, which was already recorded.
+
   Returns   an array of G integers: 1 recorded, 0 already recorded,
             -1 fenced (the lease is not the caller's), -2 out of turn (from is not delivered + 1)
 ]]
+local SEP = '\31'
 local groups = tonumber(ARGV[1])
 local out = {}
+
+-- Index of the first skipped set in KEYS and of the first skip flag in ARGV; the history
+-- streams and lengths follow them, G each.
+local skippedKeys = 3 + 2 * groups
+local skipFlags = 2 + 4 * groups
+local historyKeys = skippedKeys + groups
+local historyLengths = skipFlags + groups
+
+-- Appends a settled value (an encoded reorder-buffer entry) to the history stream.
+local function remember(history, length, seq, encoded)
+  if string.sub(encoded, 1, 2) ~= 'v' .. SEP then return end
+  local fields = {}
+  local start = 3
+  for _ = 1, 3 do
+    local stop = string.find(encoded, SEP, start, true)
+    if not stop then return end
+    fields[#fields + 1] = string.sub(encoded, start, stop - 1)
+    start = stop + 1
+  end
+  redis.pcall('XADD', history, 'MAXLEN', '~', length, seq .. '-0', 'm', fields[1], 't', fields[2],
+    'a', fields[3], 'p', string.sub(encoded, start))
+end
+
 for g = 1, groups do
   local base = 2 + (g - 1) * 4
   local dest = ARGV[base]
@@ -42,7 +75,12 @@ for g = 1, groups do
     else
       redis.call('HSET', KEYS[1], dest, to)
       local buffer = KEYS[2 * g + 2]
+      local historyLength = tonumber(ARGV[historyLengths + g - 1])
       for seq = from, to do
+        if historyLength > 0 then
+          local encoded = redis.call('HGET', buffer, seq)
+          if encoded then remember(KEYS[historyKeys + g - 1], historyLength, seq, encoded) end
+        end
         redis.call('HDEL', buffer, seq)
       end
       local blockedAt = tonumber(redis.call('HGET', KEYS[2], dest) or '0')
@@ -56,9 +94,9 @@ end
 
 -- Skipped sequences (see the header): only for steps recorded just now.
 for g = 1, groups do
-  if out[g] == 1 and ARGV[#ARGV - groups + g] == '1' then
+  if out[g] == 1 and ARGV[skipFlags + g - 1] == '1' then
     local base = 2 + (g - 1) * 4
-    local skipped = KEYS[#KEYS - groups + g]
+    local skipped = KEYS[skippedKeys + g - 1]
     for seq = tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]) do
       redis.call('SADD', skipped, seq)
     end

@@ -53,8 +53,23 @@ export class BacklogFullError extends ReseqError {
   }
 }
 
-/** Reply prefixes that mean "Redis cannot take writes right now", not "the request is bad". */
-const TRANSIENT_REPLIES = ['OOM', 'LOADING', 'READONLY', 'MASTERDOWN', 'BUSY', 'TRYAGAIN', 'CLUSTERDOWN', 'NOREPLICAS'];
+/**
+ * Reply prefixes that mean "Redis cannot take writes right now", not "the request is bad".
+ * MOVED and ASK reach a caller only when a Cluster client could not follow them (a slot's
+ * master failing over): nothing ran.
+ */
+const TRANSIENT_REPLIES = [
+  'OOM',
+  'LOADING',
+  'READONLY',
+  'MASTERDOWN',
+  'BUSY',
+  'TRYAGAIN',
+  'CLUSTERDOWN',
+  'NOREPLICAS',
+  'MOVED',
+  'ASK',
+];
 
 /**
  * Maps what a Redis call threw to the catalogue: connection problems and transient server
@@ -108,6 +123,60 @@ export class DeadLetterPassedError extends ReseqError {
       `${destination} has already passed sequence ${sequence} (delivered up to ${delivered}): ` +
         `it can no longer be delivered in its place; 'dlq skip' removes it from the list`,
       { statusCode: 409, context: { destination, sequence, delivered } },
+    );
+  }
+}
+
+/**
+ * `REPLAY_NOT_RETAINED`: `reseq replay --from` names a sequence the destination's history no
+ * longer holds (trimmed to about `sender.historyLength` values), or the history is empty.
+ */
+export class ReplayNotRetainedError extends ReseqError {
+  override readonly name = 'ReplayNotRetainedError';
+  constructor(destination: string, from: number, oldest: number, newest: number) {
+    super(
+      'REPLAY_NOT_RETAINED',
+      oldest === 0
+        ? `${destination} has no retained history: nothing can be replayed (sender.historyLength 0, or nothing delivered since it was set)`
+        : `${destination} retains sequences ${oldest} to ${newest} only: ${from} is no longer retained; the oldest you can replay from is ${oldest}`,
+      { statusCode: 409, context: { destination, from, oldest, newest } },
+    );
+  }
+}
+
+/** `REPLAY_NOT_DELIVERED`: `reseq replay --from` names a sequence not delivered yet. */
+export class ReplayNotDeliveredError extends ReseqError {
+  override readonly name = 'ReplayNotDeliveredError';
+  constructor(destination: string, from: number, delivered: number) {
+    super(
+      'REPLAY_NOT_DELIVERED',
+      `${destination} has delivered up to ${delivered}: ${from} was not delivered yet, so there is nothing to replay from it`,
+      { statusCode: 409, context: { destination, from, delivered } },
+    );
+  }
+}
+
+/** `REPLAY_PAUSED`: `reseq replay` of a paused destination (a pause means "send nothing"). */
+export class ReplayPausedError extends ReseqError {
+  override readonly name = 'ReplayPausedError';
+  constructor(destination: string, since: number) {
+    super(
+      'REPLAY_PAUSED',
+      `${destination} is paused (since ${new Date(since).toISOString()}): resume it first ('reseq destination resume ${destination}')`,
+      { statusCode: 409, context: { destination, since } },
+    );
+  }
+}
+
+/** `REPLAY_PENDING`: `reseq replay` while another replay of the destination is not finished. */
+export class ReplayPendingError extends ReseqError {
+  override readonly name = 'ReplayPendingError';
+  constructor(destination: string, from: number, to: number, next: number) {
+    super(
+      'REPLAY_PENDING',
+      `${destination} has a replay from ${from} to ${to} pending (${next > 0 ? `at ${next}` : 'not started yet'}): ` +
+        `wait until 'reseq status' shows it done`,
+      { statusCode: 409, context: { destination, from, to, next } },
     );
   }
 }

@@ -1,19 +1,27 @@
 /**
- * The Redis key schema: the only place in reseq that builds a key name. Every key of one
- * pipeline shares the hash tag `{<prefix>}`, so every script touches one Cluster slot and a
- * later sharded layout only changes the tag. docs/data-model.md describes each key.
+ * The Redis key schema: the only place in reseq that builds a key name. Every key of one shard
+ * of a pipeline shares one hash tag (`{<prefix>}` with one shard; shards.ts gives the others), so
+ * every script touches one Cluster slot. docs/data-model.md describes each key.
  */
 
 /** Consumer group of the transform workers on the input stream. */
 export const WORKER_GROUP = 'workers';
 
-/** Key names of one pipeline (one RESEQ_PREFIX). */
+/** Key names of one pipeline (one RESEQ_PREFIX), or of one of its shards (RESEQ_SHARDS). */
 export class KeySchema {
   /** The hash tag shared by every key, e.g. `{reseq}`. */
   readonly tag: string;
 
-  constructor(readonly prefix: string) {
-    this.tag = `{${prefix}}`;
+  /**
+   * @param tag the hash tag; default `{<prefix>}` (one shard, and the pipeline-wide keys).
+   * @param shard the shard these keys belong to (0 with one shard).
+   */
+  constructor(
+    readonly prefix: string,
+    tag?: string,
+    readonly shard = 0,
+  ) {
+    this.tag = tag ?? `{${prefix}}`;
   }
 
   /** Stream of accepted messages, one entry per (message, destination); group `workers`. */
@@ -55,6 +63,22 @@ export class KeySchema {
   /** Hash: sequence -> encoded result, a destination's out-of-order results. */
   buffer(destination: string): string {
     return `${this.tag}:buf:${destination}`;
+  }
+  /**
+   * Stream: a destination's retained history, the values it was delivered (entry id
+   * `<sequence>-0`, fields `m`, `t`, `a`, `p`), appended by the `advance` script and capped at
+   * about `sender.historyLength` entries (`MAXLEN ~`): what `reseq replay` delivers again.
+   */
+  history(destination: string): string {
+    return `${this.tag}:hist:${destination}`;
+  }
+  /**
+   * Hash: a destination's pending replay request (`id`, `from`, `requested`, `at`; the sender
+   * adds `to` and `next` as it replays), written by `reseq replay`, deleted by the sender once
+   * the replay is done.
+   */
+  replay(destination: string): string {
+    return `${this.tag}:replay:${destination}`;
   }
   /** Hash: destination -> last sequence delivered (answered 2xx or otherwise settled). */
   get delivered(): string {
@@ -98,8 +122,22 @@ export class KeySchema {
   get sourceFences(): string {
     return `${this.tag}:source-fence`;
   }
+  /**
+   * Sorted set of hedge requests (`worker.hedgeAfterMs`): `<input entry id>|<attempt>|<consumer>`
+   * scored by when the consumer asked. Taken (removed) by the first other worker with room.
+   */
+  get hedges(): string {
+    return `${this.tag}:hedge`;
+  }
   /** Sorted set: sender id -> last heartbeat, to share leases among live senders. */
   get senders(): string {
     return `${this.tag}:senders`;
+  }
+  /**
+   * Hash of pipeline-wide facts, on the pipeline's own tag: `shards`, the shard count the keys
+   * are laid out for (absent: 1). See shard-layout.ts.
+   */
+  get meta(): string {
+    return `${this.tag}:meta`;
   }
 }

@@ -5,9 +5,11 @@
  */
 import type { Redis } from 'ioredis';
 import { DeadLetterLostError, DeadLetterNotFoundError, DeadLetterPassedError } from './errors.js';
+import { decodeReplayRequest, type ReplayRequest } from './history-store.js';
 import type { KeySchema } from './keys.js';
 import { runScriptConfirmed } from './replication.js';
 import type { ReseqRedis, ScriptName } from './scripts.js';
+import { readOldestUnsettled } from './status-age.js';
 
 /** One destination as `status` shows it. */
 export interface DestinationStatus {
@@ -27,6 +29,24 @@ export interface DestinationStatus {
   pendingResults: number;
   /** assigned − delivered: messages accepted and not yet settled. */
   lag: number;
+  /**
+   * lag − buffered − pendingResults (at least 0): accepted, not settled and not transformed
+   * yet: waiting in the input stream or in a transform (retries and backoff included).
+   */
+  inFlight: number;
+  /**
+   * Age in seconds of the oldest accepted and unsettled message (sequence delivered + 1), by
+   * the reader's clock against ingest's accept time: 0 when lag is 0; null when that message
+   * was not found (see `oldestUnsettledAt`).
+   */
+  lagSeconds: number | null;
+  /**
+   * Accept time (ms since the epoch) of sequence delivered + 1; null when nothing is unsettled
+   * or it was not found (lost, or deeper in a long input stream than the status scan reads).
+   */
+  oldestUnsettledAt: number | null;
+  /** The replay request waiting for or being run by its sender (`reseq replay`); null when none. */
+  replay: ReplayRequest | null;
   /** Sequences passed over because of a dead letter. */
   skipped: number;
   /** Whether an operator paused the destination (`reseq destination pause`). */
@@ -69,11 +89,16 @@ export async function knownDestinations(
   return [...configured, ...extra];
 }
 
-/** Reads the state of the given destinations, all in one transaction (a consistent snapshot). */
+/**
+ * Reads the state of the given destinations, all in one transaction (a consistent snapshot),
+ * then the accept time of each one's oldest unsettled message (a read-only script, a moment
+ * later: `lagSeconds`, `oldestUnsettledAt`).
+ */
 export async function readStatus(
-  redis: Redis,
+  redis: ReseqRedis,
   keys: KeySchema,
   destinations: readonly string[],
+  now = Date.now(),
 ): Promise<Map<string, DestinationStatus>> {
   const out = new Map<string, DestinationStatus>();
   if (destinations.length === 0) return out;
@@ -88,17 +113,32 @@ export async function readStatus(
       .xlen(keys.results(d))
       .scard(keys.skipped(d))
       .get(keys.lease(d))
-      .hget(keys.paused, d);
+      .hget(keys.paused, d)
+      .hgetall(keys.replay(d));
   }
   const replies = repliesOf(await multi.exec());
+  const oldest = await readOldestUnsettled(redis, keys, destinations);
   destinations.forEach((d, i) => {
-    const [assigned, delivered, blockedAt, deadLettered, buffered, pendingResults, skipped, lease, pausedSince] =
-      replies.slice(i * 9, i * 9 + 9);
+    const [
+      assigned,
+      delivered,
+      blockedAt,
+      deadLettered,
+      buffered,
+      pendingResults,
+      skipped,
+      lease,
+      pausedSince,
+      replay,
+    ] = replies.slice(i * 10, i * 10 + 10);
     const settled = toInt(delivered);
     // A marker at or below the delivered position is stale (left by a sender that lost its
     // lease): it holds nothing back.
     const blocking = blockedAt !== null && toInt(blockedAt) > settled ? toInt(blockedAt) : null;
     const bar = typeof lease === 'string' ? lease.lastIndexOf('|') : -1;
+    const lag = Math.max(0, toInt(assigned) - settled);
+    // The script read a moment after the transaction: nothing unsettled then counts as 0.
+    const oldestAt = lag === 0 ? null : (oldest.get(d) ?? null) || null;
     out.set(d, {
       assigned: toInt(assigned),
       delivered: settled,
@@ -107,7 +147,11 @@ export async function readStatus(
       blockedAt: blocking,
       buffered: toInt(buffered),
       pendingResults: toInt(pendingResults),
-      lag: Math.max(0, toInt(assigned) - settled),
+      lag,
+      inFlight: Math.max(0, lag - toInt(buffered) - toInt(pendingResults)),
+      lagSeconds: lag === 0 ? 0 : oldestAt === null ? null : Math.max(0, now - oldestAt) / 1000,
+      oldestUnsettledAt: oldestAt,
+      replay: decodeReplayRequest((replay ?? {}) as Record<string, string>) ?? null,
       skipped: toInt(skipped),
       paused: pausedSince !== null,
       pausedSince: pausedSince === null ? null : toInt(pausedSince),

@@ -2,11 +2,14 @@
  * Redis connections. Every app keeps blocking reads (XREAD/XREADGROUP BLOCK) on a connection of
  * their own, never shared with other commands, and checks the server version once at start.
  * Where sentinels are configured, each connection asks them for the master, and again after
- * every disconnect or READONLY answer (a failover).
+ * every disconnect or READONLY answer (a failover). Where cluster nodes are configured, each
+ * "connection" is a Cluster client (cluster.ts): one connection per master it talks to, a
+ * blocking one included, so blocking reads still never share a connection with other commands.
  */
 import type { EnvConfig, HostPort } from '@reseq/config';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@reseq/runtime';
+import { clusterOf, createClusterClient, masterConnections } from './cluster.js';
 import { RedisTooOldError } from './errors.js';
 import { setWaitPolicy, type WaitPolicy } from './replication.js';
 import { defineScripts, type ReseqRedis } from './scripts.js';
@@ -22,11 +25,19 @@ export interface RedisTarget {
     name: string;
     password?: string;
   };
+  /**
+   * Where set, a Redis Cluster found through these seed nodes, instead of the URL's host and
+   * port (never together with `sentinel`).
+   */
+  cluster?: { nodes: readonly HostPort[] };
   /** Replicas that must confirm each write that counts, and for how long to wait for them. */
   wait: WaitPolicy;
 }
 
-/** The {@link RedisTarget} the environment describes (REDIS_URL, REDIS_SENTINELS, RESEQ_WAIT_*). */
+/**
+ * The {@link RedisTarget} the environment describes (REDIS_URL, REDIS_SENTINELS,
+ * REDIS_CLUSTER_NODES, RESEQ_WAIT_*).
+ */
 export function redisTarget(env: EnvConfig): RedisTarget {
   return {
     url: env.REDIS_URL,
@@ -38,6 +49,8 @@ export function redisTarget(env: EnvConfig): RedisTarget {
             ...(env.REDIS_SENTINEL_PASSWORD === undefined ? {} : { password: env.REDIS_SENTINEL_PASSWORD }),
           }
         : undefined,
+    cluster:
+      env.REDIS_CLUSTER_NODES && env.REDIS_CLUSTER_NODES.length > 0 ? { nodes: env.REDIS_CLUSTER_NODES } : undefined,
     wait: { replicas: env.RESEQ_WAIT_REPLICAS, timeoutMs: env.RESEQ_WAIT_TIMEOUT_MS },
   };
 }
@@ -83,8 +96,10 @@ function sentinelOptions(url: string, sentinel: NonNullable<RedisTarget['sentine
 
 /**
  * Creates a connection with reseq's scripts defined on it and, where the target asks for it,
- * the wait policy that store operations confirm their writes with.
- * @throws Error when neither `target` nor `url` is given.
+ * the wait policy that store operations confirm their writes with. For a cluster target it is a
+ * Cluster client, typed as the stores expect (see cluster.ts).
+ * @throws Error when neither `target` nor `url` is given, when a target has both sentinels and
+ *   cluster nodes, or when a cluster target's URL names a database other than 0.
  */
 export function createRedis(options: CreateRedisOptions): ReseqRedis {
   const target = options.target ?? (options.url === undefined ? undefined : { url: options.url, wait: NO_WAIT });
@@ -103,9 +118,18 @@ export function createRedis(options: CreateRedisOptions): ReseqRedis {
     reconnectOnError: (err) => (err.message.startsWith('READONLY') ? (failFast ? 1 : 2) : false),
     lazyConnect: true,
   };
-  const redis = target.sentinel
-    ? new Redis({ ...redisOptions, ...sentinelOptions(target.url, target.sentinel) })
-    : new Redis(target.url, redisOptions);
+  if (target.sentinel && target.cluster)
+    throw new Error('createRedis: a target has sentinels or cluster nodes, not both');
+  const redis = target.cluster
+    ? (createClusterClient({
+        url: target.url,
+        nodes: target.cluster.nodes,
+        connectionName: `reseq:${options.name}`,
+        failFast,
+      }) as unknown as Redis)
+    : target.sentinel
+      ? new Redis({ ...redisOptions, ...sentinelOptions(target.url, target.sentinel) })
+      : new Redis(target.url, redisOptions);
   setWaitPolicy(redis, target.wait);
   const log = options.logger.child({ component: 'redis', connection: options.name });
   let lastError = '';
@@ -118,17 +142,31 @@ export function createRedis(options: CreateRedisOptions): ReseqRedis {
     if (lastError) log.info('redis connection restored');
     lastError = '';
   });
+  // A node's connection failing (its master died) is not an error of the whole cluster.
+  clusterOf(redis)?.on('node error', (err: Error, node: string) => {
+    if (err.message !== lastError) log.warn({ err: err.message, node }, 'redis cluster node connection error');
+    lastError = err.message;
+  });
   return defineScripts(redis);
 }
 
-/** Connects, and checks that the server is Redis 7.0 or newer. */
+/**
+ * Connects, and checks that the server is Redis 7.0 or newer: on a Cluster, every master (which
+ * also opens the connection to each, so the first commands do not wait for it).
+ * @returns the lowest version found.
+ */
 export async function connectRedis(redis: Redis): Promise<{ version: string }> {
   if (redis.status === 'wait') await redis.connect();
-  const info = await redis.info('server');
-  const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0.0.0';
-  const [major = 0] = version.split('.').map(Number);
-  if (major < 7) throw new RedisTooOldError(version);
-  return { version };
+  let lowest: { version: string; major: number } | undefined;
+  for (const connection of masterConnections(redis)) {
+    const info = await connection.info('server');
+    const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0.0.0';
+    const [major = 0] = version.split('.').map(Number);
+    if (lowest === undefined || major < lowest.major) lowest = { version, major };
+  }
+  if (!lowest) throw new Error('the Redis Cluster reported no master');
+  if (lowest.major < 7) throw new RedisTooOldError(lowest.version);
+  return { version: lowest.version };
 }
 
 /** Whether the connection can take commands now (for /readyz). */

@@ -1,14 +1,17 @@
 /**
  * Loads the Lua scripts in `../lua` and defines them on a connection under versioned names
- * (`reseq_v2_<name>`), so two versions can share a Redis during a rolling upgrade. ioredis
+ * (`reseq_v3_<name>`), so two versions can share a Redis during a rolling upgrade. ioredis
  * sends EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart or failover), for
  * single calls and pipelines alike.
  */
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Redis } from 'ioredis';
 
-/** Bumped whenever any script's KEYS, ARGV or reply changes. */
-export const SCRIPT_VERSION = 'v2';
+/**
+ * Bumped whenever any script's KEYS, ARGV or reply changes (v3: `advance` takes the history
+ * streams and lengths; `replay-request`, `replay-step` and `status-age` are new).
+ */
+export const SCRIPT_VERSION = 'v3';
 
 /** Every script, by file name (without `.lua`). */
 export const SCRIPT_NAMES = [
@@ -24,6 +27,10 @@ export const SCRIPT_NAMES = [
   'block',
   'dlq-retry',
   'dlq-skip',
+  'replay-request',
+  'replay-step',
+  'status-age',
+  'hedge-poll',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];

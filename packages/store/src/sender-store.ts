@@ -201,6 +201,11 @@ export interface AdvanceStep {
    * recorded as skipped, so a result that still turns up for one is dead-lettered as late.
    */
   skipped?: boolean;
+  /**
+   * Most delivered values to keep in the destination's history for `reseq replay`
+   * (`sender.historyLength`; about, trimmed with `MAXLEN ~`); 0 or absent keeps none.
+   */
+  history?: number;
 }
 
 /** What recording a step answered. */
@@ -214,7 +219,8 @@ const ADVANCE_OUTCOMES: Record<number, AdvanceOutcome> = {
 };
 
 /**
- * Records the progress of several destinations in one script call, fenced by their leases.
+ * Records the progress of several destinations in one script call, fenced by their leases;
+ * the values a step settles go to the destination's history (see {@link AdvanceStep.history}).
  * @throws {ReplicasUnavailableError} where writes are confirmed and this one was not.
  */
 export async function advanceDelivered(
@@ -228,10 +234,15 @@ export async function advanceDelivered(
     scriptKeys.push(keys.lease(step.destination), keys.buffer(step.destination));
     args.push(step.destination, step.leaseValue, step.from, step.to);
   }
-  // The trailing part of the script's KEYS and ARGV: skipped sets and flags, one per step.
+  // The trailing parts of the script's KEYS and ARGV: skipped sets and flags, then history
+  // streams and lengths, one per step each.
   for (const step of steps) {
     scriptKeys.push(keys.skipped(step.destination));
     args.push(step.skipped ? '1' : '0');
+  }
+  for (const step of steps) {
+    scriptKeys.push(keys.history(step.destination));
+    args.push(step.history ?? 0);
   }
   // Confirmed before the next delivery; unconfirmed, the caller records the same steps again.
   const reply = (await runConfirmedScript(redis, keys.waitMark, 'advance', scriptKeys, args)) as number[];

@@ -1,10 +1,12 @@
 /**
- * `reseq status [--json]`: per destination, how far ingest and delivery are, its dead letters
- * and whether one blocks it, its reorder buffer and its sender. One consistent snapshot.
+ * `reseq status [--json]`: per destination, how far ingest and delivery are, how many messages
+ * are in flight and how long the oldest has waited, its dead letters and whether one blocks it,
+ * its reorder buffer, its sender and a pending replay. One consistent snapshot (the age is read
+ * a moment after it).
  */
 import { readStatus, type DestinationStatus } from '@reseq/store';
 import { destinations, type CommandContext } from '../context.js';
-import { renderTable } from '../table.js';
+import { isoTime, renderTable } from '../table.js';
 
 /** One destination in the report: the store's view, plus its policy from the config. */
 export type StatusEntry = DestinationStatus & {
@@ -38,6 +40,8 @@ export function formatStatus(report: StatusReport, json: boolean): string {
     String(s.assigned),
     String(s.delivered),
     String(s.lag),
+    s.lagSeconds === null ? '?' : s.lagSeconds.toFixed(1),
+    String(s.inFlight),
     String(s.deadLettered),
     s.blockedAt === null ? 'no' : `yes, at ${s.blockedAt}`,
     s.paused ? 'yes' : 'no',
@@ -53,6 +57,8 @@ export function formatStatus(report: StatusReport, json: boolean): string {
       { header: 'ASSIGNED', right: true },
       { header: 'DELIVERED', right: true },
       { header: 'LAG', right: true },
+      { header: 'LAG (S)', right: true },
+      { header: 'IN FLIGHT', right: true },
       { header: 'DEAD LETTERS', right: true },
       { header: 'BLOCKED' },
       { header: 'PAUSED' },
@@ -70,6 +76,14 @@ export function formatStatus(report: StatusReport, json: boolean): string {
   const blocked = entries.filter(([, s]) => s.blocked).map(([name, s]) => `${name} at ${s.blockedAt}`);
   if (blocked.length > 0) {
     notes.push(`blocked: ${blocked.join(', ')}; see 'pnpm reseq dlq list', then 'dlq retry' or 'dlq skip'`);
+  }
+  for (const [name, { replay }] of entries) {
+    if (!replay) continue;
+    notes.push(
+      replay.next === null
+        ? `replay pending: ${name} from ${replay.from} (requested ${isoTime(replay.requestedAt)}; its sender takes it up)`
+        : `replaying: ${name} from ${replay.from} to ${replay.to ?? '?'}, next ${replay.next}`,
+    );
   }
   return notes.length === 0 ? table : `${table}\n\n${notes.join('\n')}`;
 }
