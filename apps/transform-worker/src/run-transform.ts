@@ -27,6 +27,37 @@ class CancelledError extends Error {
   override readonly name = 'TransformCancelledError';
 }
 
+/**
+ * `signal`'s abort calls every function added here, through one real listener per signal: an
+ * EventTarget listener per attempt costs more than a fast transform does.
+ */
+const abortHooks = new WeakMap<AbortSignal, Set<() => void>>();
+
+function onAbort(signal: AbortSignal, hook: () => void): () => void {
+  let hooks = abortHooks.get(signal);
+  if (!hooks) {
+    const set = new Set<() => void>();
+    hooks = set;
+    abortHooks.set(signal, set);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const h of set) h();
+        set.clear();
+      },
+      { once: true },
+    );
+  }
+  hooks.add(hook);
+  return () => hooks.delete(hook);
+}
+
+/** A logger for one entry, made on first use: pino builds its redaction per child logger. */
+function entryLogger(entry: InputEntry, logger: Logger): () => Logger {
+  let child: Logger | undefined;
+  return () => (child ??= logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence }));
+}
+
 function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
@@ -67,9 +98,9 @@ type AttemptEnd = { settled: Settled } | { error: unknown } | { cancelled: true 
  */
 export async function runTransform(entry: InputEntry, options: RunTransformOptions): Promise<Settled | undefined> {
   const { settings, draining } = options;
-  const log = options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence });
   // The identity transform delivers the payload as it came, without decoding it at all.
   if (options.transform === identityTransform) return { kind: 'value', attempts: 1, body: entry.payload };
+  const log = entryLogger(entry, options.logger);
   const payload: unknown = JSON.parse(entry.payload);
   for (let attempt = 1; ; attempt++) {
     if (draining.aborted || options.cancel?.aborted) return undefined;
@@ -78,15 +109,15 @@ export async function runTransform(entry: InputEntry, options: RunTransformOptio
     if ('cancelled' in end || draining.aborted) return undefined;
     const reason = describeError(end.error);
     if (isPermanent(end.error)) {
-      log.warn({ attempt, reason }, 'transform failed permanently; dead-lettering');
+      log().warn({ attempt, reason }, 'transform failed permanently; dead-lettering');
       return { kind: 'dead', attempts: attempt, body: `TRANSFORM_PERMANENT: ${reason}` };
     }
     if (attempt >= settings.maxAttempts) {
-      log.warn({ attempt, reason }, 'transform failed on its last attempt; dead-lettering');
+      log().warn({ attempt, reason }, 'transform failed on its last attempt; dead-lettering');
       return { kind: 'dead', attempts: attempt, body: `TRANSFORM_ATTEMPTS_EXHAUSTED: ${reason}` };
     }
     const delay = backoffDelay(attempt, { baseMs: settings.retry.baseMs, maxMs: settings.retry.maxMs });
-    log.info({ attempt, reason, retryInMs: delay }, 'transform failed; retrying');
+    log().info({ attempt, reason, retryInMs: delay }, 'transform failed; retrying');
     await sleep(delay, options.cancel ? AbortSignal.any([draining, options.cancel]) : draining);
   }
 }
@@ -103,13 +134,13 @@ export async function runHedgeAttempt(
   options: RunTransformOptions,
 ): Promise<Settled | undefined> {
   if (options.draining.aborted || options.cancel?.aborted) return undefined;
-  const log = options.logger.child({ id: entry.id, destination: entry.destination, sequence: entry.sequence });
   if (options.transform === identityTransform) return { kind: 'value', attempts: attempt, body: entry.payload };
+  const log = entryLogger(entry, options.logger);
   const end = await runAttempt(entry, JSON.parse(entry.payload), attempt, { ...options, hedge: undefined }, log);
   if ('settled' in end && end.settled.kind !== 'dead') return end.settled;
   if (!('cancelled' in end)) {
     const reason = 'error' in end ? describeError(end.error) : end.settled.body;
-    log.info({ attempt, reason }, 'hedge copy failed; the worker that holds the entry retries or dead-letters it');
+    log().info({ attempt, reason }, 'hedge copy failed; the worker that holds the entry retries or dead-letters it');
   }
   return undefined;
 }
@@ -120,24 +151,32 @@ async function runAttempt(
   payload: unknown,
   attempt: number,
   options: RunTransformOptions,
-  log: Logger,
+  log: () => Logger,
 ): Promise<AttemptEnd> {
   const { settings } = options;
-  const controller = new AbortController();
+  // The attempt's `context.signal`, made only when the transform asks for it (most never do);
+  // an abort before that is remembered and applied to it then.
+  let controller: AbortController | undefined;
+  let abortedWith: { reason: unknown } | undefined;
+  const abortAttempt = (reason: unknown): void => {
+    abortedWith ??= { reason };
+    controller?.abort(reason);
+  };
   // Rejects the race below early: on the timeout, or when another copy finished the entry.
   let stopEarly: (err: unknown) => void = () => {};
   const early = new Promise<never>((_, reject) => (stopEarly = reject));
-  const onAbort = (): void => controller.abort(options.abort.reason);
-  const cancelled = new CancelledError('another copy finished this entry');
-  const onCancel = (): void => {
-    controller.abort(cancelled);
-    stopEarly(cancelled);
-  };
-  options.abort.addEventListener('abort', onAbort, { once: true });
-  options.cancel?.addEventListener('abort', onCancel, { once: true });
+  let cancelled: CancelledError | undefined;
+  const offAbort = onAbort(options.abort, () => abortAttempt(options.abort.reason));
+  const offCancel = options.cancel
+    ? onAbort(options.cancel, () => {
+        cancelled = new CancelledError('another copy finished this entry');
+        abortAttempt(cancelled);
+        stopEarly(cancelled);
+      })
+    : undefined;
   const timer = setTimeout(() => {
     const err = new AttemptTimeoutError(`transform took longer than ${settings.timeoutMs} ms`);
-    controller.abort(err);
+    abortAttempt(err);
     stopEarly(err);
   }, settings.timeoutMs);
   const hedge = options.hedge;
@@ -146,20 +185,33 @@ async function runAttempt(
   try {
     const message = { id: entry.id, destination: entry.destination, sequence: entry.sequence, payload, attempt };
     const value = await Promise.race([
-      Promise.resolve().then(() => options.transform(message, { signal: controller.signal, log })),
+      Promise.resolve().then(() =>
+        options.transform(message, {
+          get signal() {
+            if (!controller) {
+              controller = new AbortController();
+              if (abortedWith) controller.abort(abortedWith.reason);
+            }
+            return controller.signal;
+          },
+          get log() {
+            return log();
+          },
+        }),
+      ),
       early,
     ]);
     options.onAttempt?.('ok', (performance.now() - started) / 1000);
     return { settled: settle(value, attempt) };
   } catch (err) {
-    if (err === cancelled || options.cancel?.aborted) return { cancelled: true };
+    if ((cancelled && err === cancelled) || options.cancel?.aborted) return { cancelled: true };
     options.onAttempt?.(err instanceof AttemptTimeoutError ? 'timeout' : 'error', (performance.now() - started) / 1000);
     return { error: err };
   } finally {
     clearTimeout(timer);
     clearTimeout(slow);
-    options.abort.removeEventListener('abort', onAbort);
-    options.cancel?.removeEventListener('abort', onCancel);
+    offAbort();
+    offCancel?.();
   }
 }
 

@@ -24,5 +24,25 @@ export interface Running {
 
 /** A fresh record of an entry that starts running now. */
 export function startRunning(entry: InputEntry, owned: boolean): Running {
-  return { entry, lastTouched: Date.now(), owned, cancel: new AbortController(), watched: !owned };
+  return new RunningEntry(entry, owned);
+}
+
+class RunningEntry implements Running {
+  lastTouched = Date.now();
+  watched: boolean;
+  deliveries?: number;
+  #cancel: AbortController | undefined;
+
+  constructor(
+    readonly entry: InputEntry,
+    public owned: boolean,
+  ) {
+    this.watched = !owned;
+  }
+
+  // Made on first use: without hedged dispatch nothing ever cancels, and an AbortController per
+  // message is a measurable share of a fast transform's cost.
+  get cancel(): AbortController {
+    return (this.#cancel ??= new AbortController());
+  }
 }
