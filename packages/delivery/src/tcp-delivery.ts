@@ -31,7 +31,8 @@ class Connection {
   readonly #onAbort = (): void => this.fail('aborted');
   #open = false;
   #closed = false;
-  #corked = false;
+  /** Lines of this tick not yet handed to the socket. */
+  #outgoing = '';
   #timer: NodeJS.Timeout | undefined;
   /** The last sequence queued on this connection (0 before the first). */
   lastQueued = 0;
@@ -108,19 +109,21 @@ class Connection {
     }
     send.writtenAt = performance.now();
     this.#unacked.push(send);
-    this.#corkUntilNextTick();
-    this.#socket.write(line);
+    this.#queueLine(line);
     return true;
   }
 
-  /** Lines written in one tick (a window's worth) leave in one syscall, not one each. */
-  #corkUntilNextTick(): void {
-    if (this.#corked) return;
-    this.#corked = true;
-    this.#socket.cork();
+  /** Lines written in one tick (a window's worth) leave in one write, not one each. */
+  #queueLine(line: string): void {
+    if (this.#outgoing !== '') {
+      this.#outgoing += line;
+      return;
+    }
+    this.#outgoing = line;
     process.nextTick(() => {
-      this.#corked = false;
-      this.#socket.uncork();
+      const out = this.#outgoing;
+      this.#outgoing = '';
+      if (!this.#closed) this.#socket.write(out);
     });
   }
 
