@@ -2,7 +2,8 @@
   ingest (v2): accept a batch of messages.
 
   For every message and every one of its destinations: take the destination's next sequence
-  (HINCRBY) and append one entry to the input stream, in one atomic step, so a sequence is
+  (read once per call, written back once at its end) and append one entry to the input
+  stream, in one atomic step, so a sequence is
   never given out without the entry that makes the message durable, and never twice.
   A message whose client id was seen before gets its stored sequences back and writes nothing.
   A message for a destination that already has `window` messages accepted but not delivered is
@@ -39,6 +40,26 @@ if redis.call('XLEN', KEYS[2]) >= backlogLimit then
   return 'BACKLOG'
 end
 
+-- Each destination's assigned and delivered positions are read once per call and the new
+-- assigned positions written once at the end: a batch holds many messages per destination.
+local assignedOf, deliveredOf, changed, isChanged = {}, {}, {}, {}
+local function assigned(dest)
+  local value = assignedOf[dest]
+  if value == nil then
+    value = tonumber(redis.call('HGET', KEYS[1], dest) or '0')
+    assignedOf[dest] = value
+  end
+  return value
+end
+local function delivered(dest)
+  local value = deliveredOf[dest]
+  if value == nil then
+    value = tonumber(redis.call('HGET', KEYS[3], dest) or '0')
+    deliveredOf[dest] = value
+  end
+  return value
+end
+
 local out = {}
 local i = 6
 for m = 1, count do
@@ -54,9 +75,7 @@ for m = 1, count do
   if not seen then
     for j = 1, destCount do
       local dest = ARGV[i + 2 + j]
-      local assigned = tonumber(redis.call('HGET', KEYS[1], dest) or '0')
-      local delivered = tonumber(redis.call('HGET', KEYS[3], dest) or '0')
-      if assigned - delivered >= window then
+      if assigned(dest) - delivered(dest) >= window then
         full = dest
         break
       end
@@ -70,7 +89,12 @@ for m = 1, count do
     local parts = {}
     for j = 1, destCount do
       local dest = ARGV[i + 2 + j]
-      local seq = redis.call('HINCRBY', KEYS[1], dest, 1)
+      local seq = assigned(dest) + 1
+      if not isChanged[dest] then
+        isChanged[dest] = true
+        changed[#changed + 1] = dest
+      end
+      assignedOf[dest] = seq
       redis.call('XADD', KEYS[2], '*', 'm', id, 'd', dest, 's', seq, 't', now, 'p', payload)
       parts[#parts + 1] = dest
       parts[#parts + 1] = seq
@@ -82,5 +106,15 @@ for m = 1, count do
     out[m] = '+' .. record
   end
   i = i + 4 + destCount
+end
+
+-- In chunks, as unpack has a limit on how many values it passes.
+for first = 1, #changed, 500 do
+  local fields = {}
+  for j = first, math.min(first + 499, #changed) do
+    fields[#fields + 1] = changed[j]
+    fields[#fields + 1] = assignedOf[changed[j]]
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
 end
 return out
