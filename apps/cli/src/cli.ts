@@ -7,14 +7,15 @@
 import { loadConfig, type ReseqConfig } from '@reseq/config';
 import { createLogger } from '@reseq/runtime';
 import {
+  checkShardLayout,
   connectRedis,
   createRedis,
-  KeySchema,
   RedisTooOldError,
   RedisUnavailableError,
   redisTarget,
   type RedisTarget,
   type ReseqRedis,
+  Shards,
 } from '@reseq/store';
 import { dlqList, formatDeadLetters } from './commands/dlq-list.js';
 import { dlqRetry, formatRetry } from './commands/dlq-retry.js';
@@ -23,6 +24,7 @@ import { dlqSkip, formatSkip } from './commands/dlq-skip.js';
 import { destinationPause, formatPause } from './commands/destination-pause.js';
 import { formatInspect, inspect } from './commands/inspect.js';
 import { formatReplay, replay } from './commands/replay.js';
+import { formatMigration, formatShards, migrate, shards } from './commands/shards.js';
 import { formatStatus, status } from './commands/status.js';
 import type { CommandContext } from './context.js';
 import { EXIT, RedisUnreachableError, toFailure } from './errors.js';
@@ -110,6 +112,10 @@ async function execute(ctx: CommandContext, command: Exclude<Command, { name: 'h
       return formatInspect(await inspect(ctx), command.json);
     case 'replay':
       return formatReplay(await replay(ctx, command.destination, command.from), command.json);
+    case 'shards':
+      return formatShards(await shards(ctx), command.json);
+    case 'shards-migrate':
+      return formatMigration(await migrate(ctx, command.to), command.json);
   }
 }
 
@@ -127,7 +133,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const config = loadConfig(io.env);
     const redis = await connect(config, io.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
     try {
-      const ctx: CommandContext = { redis, keys: new KeySchema(config.env.RESEQ_PREFIX), config };
+      const ctx: CommandContext = {
+        redis,
+        shards: new Shards(config.env.RESEQ_PREFIX, config.env.RESEQ_SHARDS),
+        config,
+      };
+      // Another RESEQ_SHARDS than the pipeline's would read every destination under the wrong keys.
+      await checkShardLayout(redis, ctx.shards, { record: false });
       io.stdout(await execute(ctx, command));
     } catch (err) {
       // A command that failed because the connection went away is Redis's failure, not ours.

@@ -1,21 +1,23 @@
 /**
- * What every command gets: the connection, the key schema of the pipeline (RESEQ_PREFIX) and
- * the config, plus the check that a destination an operator names is one reseq knows.
+ * What every command gets: the connection, the shards of the pipeline (RESEQ_PREFIX,
+ * RESEQ_SHARDS: where each destination's keys are) and the config, plus the check that a
+ * destination an operator names is one reseq knows.
  */
 import type { ReseqConfig } from '@reseq/config';
-import { knownDestinations, type KeySchema, type ReseqRedis } from '@reseq/store';
+import { knownDestinationsOfShards, type ReseqRedis, type Shards } from '@reseq/store';
 import { UnknownDestinationError } from './errors.js';
 
 /** A command's view of the pipeline. */
 export interface CommandContext {
   redis: ReseqRedis;
-  keys: KeySchema;
+  /** The pipeline's shards; `shards.forDestination(d)` holds the keys of destination `d`. */
+  shards: Shards;
   config: ReseqConfig;
 }
 
 /** The destinations of the config file, then any other that Redis knows. */
 export function destinations(ctx: CommandContext): Promise<string[]> {
-  return knownDestinations(ctx.redis, ctx.keys, Object.keys(ctx.config.destinations));
+  return knownDestinationsOfShards(ctx.redis, ctx.shards, Object.keys(ctx.config.destinations));
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   ReplayPausedError,
   ReplayPendingError,
   ReplicasUnavailableError,
+  ShardMigrationRefusedError,
 } from '@reseq/store';
 import { describe, expect, it } from 'vitest';
 import {
@@ -34,6 +35,10 @@ describe('toFailure', () => {
       line: 'reseq: a has no dead letter at sequence 3',
     });
     expect(toFailure(new DeadLetterPassedError('a', 3, 5)).exitCode).toBe(EXIT.alreadyPassed);
+    expect(toFailure(new ShardMigrationRefusedError(['billing: 2 message(s) not delivered yet', 'x']))).toEqual({
+      exitCode: EXIT.shardMigrationRefused,
+      line: 'reseq: cannot change the shard count now: billing: 2 message(s) not delivered yet; x',
+    });
     expect(toFailure(new RedisUnreachableError('h:1', 5000, new Error('connect ECONNREFUSED h:1')))).toEqual({
       exitCode: EXIT.redisUnavailable,
       line: 'reseq: cannot reach Redis at h:1: connect ECONNREFUSED h:1',

@@ -14,6 +14,7 @@ import {
   ReplayPausedError,
   ReplayPendingError,
   ReplicasUnavailableError,
+  ShardMigrationRefusedError,
 } from '@reseq/store';
 
 /** Exit statuses of `reseq`: 0 success, and one per kind of failure, so scripts can tell them apart. */
@@ -38,6 +39,8 @@ export const EXIT = {
    * paused, has a replay pending, or is not an HTTP destination of the config file.
    */
   replayRefused: 8,
+  /** `shards migrate` refused: messages in flight, dead letters, a pending replay or a running sender. */
+  shardMigrationRefused: 9,
 } as const;
 
 /** `CLI_USAGE`: the command line is not one `reseq` understands. */
@@ -118,6 +121,9 @@ export function toFailure(err: unknown): Failure {
     err instanceof ReplayPendingError
   ) {
     return { exitCode: EXIT.replayRefused, line: `reseq: ${err.message}` };
+  }
+  if (err instanceof ShardMigrationRefusedError) {
+    return { exitCode: EXIT.shardMigrationRefused, line: `reseq: ${err.message}` };
   }
   if (err instanceof RedisUnreachableError) return { exitCode: EXIT.redisUnavailable, line: `reseq: ${err.message}` };
   if (err instanceof RedisUnavailableError) {

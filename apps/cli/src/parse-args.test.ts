@@ -55,6 +55,17 @@ describe('parseCommand', () => {
     expect(parseCommand(['--from', '1', 'replay', 'ledger'])).toMatchObject({ destination: 'ledger', from: 1 });
   });
 
+  it('reads shards and shards migrate --to <count>', () => {
+    expect(parseCommand(['shards'])).toEqual({ name: 'shards', json: false });
+    expect(parseCommand(['shards', '--json'])).toEqual({ name: 'shards', json: true });
+    expect(parseCommand(['shards', 'migrate', '--to', '3'])).toEqual({ name: 'shards-migrate', json: false, to: 3 });
+    expect(parseCommand(['--to=1', 'shards', 'migrate', '--json'])).toEqual({
+      name: 'shards-migrate',
+      json: true,
+      to: 1,
+    });
+  });
+
   it('answers help for --help, -h and help, whatever else is given', () => {
     for (const argv of [['--help'], ['-h'], ['help'], ['dlq', 'retry', '--help'], ['status', '-h']]) {
       expect(parseCommand(argv)).toEqual({ name: 'help' });
@@ -94,6 +105,14 @@ describe('parseCommand', () => {
     [['replay', 'a', 'b', '--from', '1'], /unexpected argument "b"/],
     [['status', '--from', '3'], /--from applies only to replay/],
     [['dlq', 'retry', 'billing', '3', '--from', '1'], /--from applies only to replay/],
+    [['shards', 'split'], /unknown shards subcommand "split"/],
+    [['shards', 'migrate'], /missing --to <count>: shards migrate --to <count>/],
+    [['shards', 'migrate', '4'], /unexpected argument "4": shards migrate --to <count>/],
+    [['shards', 'migrate', '--to', '0'], /"0" is not a shard count/],
+    [['shards', 'migrate', '--to', '1025'], /"1025" is not a shard count/],
+    [['shards', 'migrate', '--to', '2.5'], /"2.5" is not a shard count/],
+    [['shards', '--to', '3'], /--to applies only to shards migrate/],
+    [['status', '--to', '3'], /--to applies only to shards migrate/],
   ])('refuses %j as a usage error', (argv, message) => {
     let thrown: unknown;
     try {

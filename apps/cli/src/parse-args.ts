@@ -1,6 +1,6 @@
 /**
- * The command line of `reseq`: which command, its destination and sequence, `--from` (replay)
- * and `--json`.
+ * The command line of `reseq`: which command, its destination and sequence, `--from` (replay),
+ * `--to` (shards migrate) and `--json`.
  * Pure: no I/O, so every accepted and refused form is unit-tested.
  */
 import { parseArgs } from 'node:util';
@@ -22,16 +22,21 @@ commands:
                                       <sequence> up to the delivered position, then carry on
   inspect                             the raw streams, groups, pending entries and hashes,
                                       with the redis-cli command that shows each
+  shards                              the shard count (RESEQ_SHARDS), each shard's hash tag,
+                                      slot and destinations
+  shards migrate --to <count>         move a drained pipeline, all apps stopped, to another
+                                      shard count (then start the apps with RESEQ_SHARDS=<count>)
 
 options:
   --json            print JSON instead of text
   --from <sequence> replay: the first sequence to deliver again
+  --to <count>      shards migrate: the new shard count, 1 to 1024
   -h, --help        print this help
 
 environment: REDIS_URL, RESEQ_PREFIX, RESEQ_CONFIG (and the rest), as for the apps.
 exit status: 0 done; 2 bad arguments; 3 unknown destination; 4 no such dead letter;
 5 already passed; 6 Redis unreachable; 7 invalid configuration; 8 replay refused;
-1 anything else.`;
+9 shard migration refused; 1 anything else.`;
 
 /** A parsed command line. */
 export type Command =
@@ -41,7 +46,9 @@ export type Command =
   | { name: 'destination-pause' | 'destination-resume'; json: boolean; destination: string }
   | { name: 'dlq-list'; json: boolean; destination: string | undefined }
   | { name: 'dlq-show' | 'dlq-retry' | 'dlq-skip'; json: boolean; destination: string; sequence: number }
-  | { name: 'replay'; json: boolean; destination: string; from: number };
+  | { name: 'replay'; json: boolean; destination: string; from: number }
+  | { name: 'shards'; json: boolean }
+  | { name: 'shards-migrate'; json: boolean; to: number };
 
 function parseSequence(text: string): number {
   const sequence = Number(text);
@@ -69,7 +76,12 @@ export function parseCommand(argv: readonly string[]): Command {
       args: [...argv],
       allowPositionals: true,
       strict: true,
-      options: { json: { type: 'boolean' }, from: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        json: { type: 'boolean' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message.split('\n')[0]! : String(err));
@@ -80,6 +92,9 @@ export function parseCommand(argv: readonly string[]): Command {
   if (values.help === true || command === 'help') return { name: 'help' };
   if (values.from !== undefined && command !== 'replay') {
     throw new UsageError('--from applies only to replay <destination> --from <sequence>');
+  }
+  if (values.to !== undefined && !(command === 'shards' && sub === 'migrate')) {
+    throw new UsageError('--to applies only to shards migrate --to <count>');
   }
   switch (command) {
     case undefined:
@@ -123,7 +138,19 @@ export function parseCommand(argv: readonly string[]): Command {
       if (values.from === undefined) throw new UsageError(`missing --from <sequence>: ${form}`);
       return { name: 'replay', json, destination: sub!, from: parseSequence(values.from) };
     }
+    case 'shards': {
+      if (sub === undefined) return { name: 'shards', json };
+      const form = 'shards migrate --to <count>';
+      if (sub !== 'migrate') throw new UsageError(`unknown shards subcommand "${sub}": ${form}`);
+      expectCount(rest, 0, form);
+      if (values.to === undefined) throw new UsageError(`missing --to <count>: ${form}`);
+      const to = Number(values.to);
+      if (!/^\d+$/.test(values.to) || to < 1 || to > 1024) {
+        throw new UsageError(`"${values.to}" is not a shard count (a whole number from 1 to 1024)`);
+      }
+      return { name: 'shards-migrate', json, to };
+    }
     default:
-      throw new UsageError(`unknown command "${command}" (status, dlq, destination, replay or inspect)`);
+      throw new UsageError(`unknown command "${command}" (status, dlq, destination, replay, inspect or shards)`);
   }
 }

@@ -118,6 +118,8 @@ export function createMessageIntake(options: MessageIntakeOptions): MessageIntak
       destinations,
       payload,
     });
+    // A shard that holds some of its destinations failed (several shards only): no 202.
+    if (outcome.refused !== undefined) throw outcome.refused;
     if (outcome.windowFull) throw new DestinationBacklogFullError(outcome.windowFull, options.destinationWindow);
     if (!outcome.duplicate) {
       for (const d of destinations) options.accepted.inc({ destination: d, source: sender.source });

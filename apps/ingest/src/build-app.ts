@@ -17,7 +17,15 @@ import {
   type OpsServer,
   type RunningApp,
 } from '@reseq/runtime';
-import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget, type ReseqRedis } from '@reseq/store';
+import {
+  checkShardLayout,
+  connectRedis,
+  createRedis,
+  isRedisReady,
+  redisTarget,
+  Shards,
+  type ReseqRedis,
+} from '@reseq/store';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -63,9 +71,10 @@ export interface Ingest extends RunningApp {
 
 /** Starts ingest: connects to Redis, then listens on HTTP_PORT and TCP_PORT. */
 export async function buildIngest({ config, logger }: IngestOptions): Promise<Ingest> {
-  const keys = new KeySchema(config.env.RESEQ_PREFIX);
+  const shards = new Shards(config.env.RESEQ_PREFIX, config.env.RESEQ_SHARDS);
   const redis: ReseqRedis = createRedis({ target: redisTarget(config.env), name: 'ingest', logger, mode: 'fail-fast' });
   await connectRedis(redis);
+  await checkShardLayout(redis, shards, { record: true });
 
   const { registry } = createMetrics('ingest');
   const accepted = new Counter({
@@ -81,7 +90,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     registers: [registry],
   });
 
-  const batcher = createIngestBatcher(redis, keys, config.ingest);
+  const batcher = createIngestBatcher(redis, shards, config.ingest);
   const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });
 
   const readiness = { redis: () => isRedisReady(redis), accepting: () => !stopping };
@@ -251,13 +260,20 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
   const sources: Sources = startSources({
     sources: config.sources,
     redis,
-    keys,
+    // Source leases are pipeline-wide: they live on the pipeline's own tag, whatever the shards.
+    keys: shards.home,
     intake,
     maxMessageBytes: config.ingest.maxMessageBytes,
     logger,
   });
   logger.info(
-    { port, tcpPort: tcp?.port ?? null, tls: tls !== undefined, destinations: Object.keys(config.destinations) },
+    {
+      port,
+      tcpPort: tcp?.port ?? null,
+      tls: tls !== undefined,
+      destinations: Object.keys(config.destinations),
+      shards: shards.count,
+    },
     'ingest listening',
   );
 

@@ -1,6 +1,6 @@
 /**
  * The resequencer-sender app: connects to Redis (commands, and a connection reserved for the
- * blocking result reads), creates a delivery adapter per destination and runs a
+ * blocking result reads per shard), creates a delivery adapter per destination and runs a
  * {@link ResequencerSender}.
  */
 import { randomBytes } from 'node:crypto';
@@ -15,7 +15,7 @@ import {
   type OpsServer,
   type RunningApp,
 } from '@reseq/runtime';
-import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget } from '@reseq/store';
+import { checkShardLayout, connectRedis, createRedis, isRedisReady, redisTarget, Shards } from '@reseq/store';
 import { ResequencerSender } from './sender.js';
 import { createSenderMetrics, registerBacklogMetrics } from './sender-metrics.js';
 import { StatusAuth, statusRoutes } from './status-page.js';
@@ -31,17 +31,26 @@ export interface SenderOptions {
 export async function buildSender({ config, logger }: SenderOptions): Promise<RunningApp> {
   const senderId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const target = redisTarget(config.env);
+  const shards = new Shards(config.env.RESEQ_PREFIX, config.env.RESEQ_SHARDS);
   const redis = createRedis({ target, name: `sender:${senderId}`, logger, mode: 'wait' });
-  const blocking = createRedis({ target, name: `sender:${senderId}:read`, logger, mode: 'wait' });
   await connectRedis(redis);
-  await connectRedis(blocking);
+  await checkShardLayout(redis, shards, { record: true });
+  // A blocking XREAD holds its connection: one per shard, each shard's read waits alone.
+  const blocking = shards.all.map((keys) =>
+    createRedis({
+      target,
+      name: shards.count === 1 ? `sender:${senderId}:read` : `sender:${senderId}:read:${keys.shard}`,
+      logger,
+      mode: 'wait',
+    }),
+  );
+  for (const connection of blocking) await connectRedis(connection);
   const deliveries = new Map(Object.entries(config.destinations).map(([name, d]) => [name, createDelivery(d)]));
   const { registry } = createMetrics('resequencer-sender');
-  const keys = new KeySchema(config.env.RESEQ_PREFIX);
   const metrics = createSenderMetrics(registry);
-  registerBacklogMetrics(registry, redis, keys, Object.keys(config.destinations));
+  registerBacklogMetrics(registry, redis, shards, Object.keys(config.destinations));
   const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });
-  const sender = new ResequencerSender({ config, logger, keys, redis, blocking, senderId, deliveries, metrics });
+  const sender = new ResequencerSender({ config, logger, shards, redis, blocking, senderId, deliveries, metrics });
   await sender.start();
   let ops: OpsServer | undefined;
   let sampler: StatusSampler | undefined;
@@ -49,7 +58,7 @@ export async function buildSender({ config, logger }: SenderOptions): Promise<Ru
     // The status page rides on the ops server, so it exists exactly where /metrics does.
     sampler = new StatusSampler({
       redis,
-      keys,
+      shards,
       configured: Object.keys(config.destinations),
       senderId,
       endToEnd: metrics.endToEnd,

@@ -4,6 +4,9 @@
  * (destinations / live senders, so more senders share the work) and gives back its surplus
  * when senders join. A lease counts as valid locally only until its renewal was sent plus the
  * TTL minus a safety margin, so a paused process stops delivering before a peer can take over.
+ * With several shards (RESEQ_SHARDS) the fair share still counts every destination; each lease
+ * script call touches one shard's leases (renewals and releases in parallel, new leases shard
+ * by shard until the share is reached), and the heartbeats live on the pipeline's own tag.
  */
 import { randomInt } from 'node:crypto';
 import { sleep, type Logger } from '@reseq/runtime';
@@ -13,8 +16,8 @@ import {
   renewLeases,
   ReplicasUnavailableError,
   senderHeartbeat,
-  type KeySchema,
   type ReseqRedis,
+  type Shards,
 } from '@reseq/store';
 
 /** Callbacks of the lease manager; each is awaited before the next tick. */
@@ -28,7 +31,7 @@ export interface LeaseEvents {
 /** Options of {@link LeaseManager}. */
 export interface LeaseManagerOptions {
   redis: ReseqRedis;
-  keys: KeySchema;
+  shards: Shards;
   senderId: string;
   destinations: readonly string[];
   ttlMs: number;
@@ -98,19 +101,61 @@ export class LeaseManager {
 
   /** Releases every held lease at once and withdraws this sender. */
   async releaseAll(): Promise<void> {
-    const { redis, keys, senderId, ttlMs } = this.#options;
-    await releaseLeases(redis, keys, new Map([...this.#held].map(([d, h]) => [d, h.value])));
+    const { redis, shards, senderId, ttlMs } = this.#options;
+    await this.#release(new Map([...this.#held].map(([d, h]) => [d, h.value])));
     this.#held.clear();
-    await senderHeartbeat(redis, keys, senderId, ttlMs, false);
+    await senderHeartbeat(redis, shards.home, senderId, ttlMs, false);
+  }
+
+  /** Releases leases, one script call per shard. */
+  async #release(leases: ReadonlyMap<string, string>): Promise<void> {
+    const { redis, shards } = this.#options;
+    await Promise.all(
+      [...shards.group(leases, ([d]) => d)].map(([keys, own]) => releaseLeases(redis, keys, new Map(own))),
+    );
+  }
+
+  /** Renews held leases, one script call per shard; returns the lost ones. */
+  async #renew(leases: ReadonlyMap<string, string>, ttlMs: number): Promise<string[]> {
+    const { redis, shards } = this.#options;
+    if (shards.count === 1) return renewLeases(redis, shards.home, leases, ttlMs);
+    const lost = await Promise.all(
+      [...shards.group(leases, ([d]) => d)].map(([keys, own]) => renewLeases(redis, keys, new Map(own), ttlMs)),
+    );
+    return lost.flat();
+  }
+
+  /**
+   * Takes up to `maxNew` free leases among `candidates` (in their order, shard by shard) or
+   * extends the caller's own. Where a shard's call is not confirmed after others took leases,
+   * those are kept and the rest waits for the next tick.
+   * @throws {ReplicasUnavailableError} where the first call taking any is not confirmed.
+   */
+  async #acquire(candidates: readonly string[], maxNew: number, ttlMs: number): Promise<Map<string, string>> {
+    const { redis, shards, senderId, logger } = this.#options;
+    if (shards.count === 1) return acquireLeases(redis, shards.home, senderId, candidates, ttlMs, maxNew);
+    const taken = new Map<string, string>();
+    for (const [keys, own] of shards.group(candidates, (d) => d)) {
+      if (taken.size >= maxNew) break;
+      try {
+        for (const [d, value] of await acquireLeases(redis, keys, senderId, own, ttlMs, maxNew - taken.size))
+          taken.set(d, value);
+      } catch (err) {
+        if (taken.size === 0 || !(err instanceof ReplicasUnavailableError)) throw err;
+        logger.warn({ err }, 'leases of one shard not confirmed by enough replicas; retrying at the next tick');
+        break;
+      }
+    }
+    return taken;
   }
 
   async #handOver(destination: string, live: number): Promise<void> {
-    const { redis, keys, events, logger } = this.#options;
+    const { events, logger } = this.#options;
     try {
       await events.surplus(destination);
       const held = this.#held.get(destination);
       this.#held.delete(destination);
-      if (held) await releaseLeases(redis, keys, new Map([[destination, held.value]]));
+      if (held) await this.#release(new Map([[destination, held.value]]));
       logger.info({ destination, liveSenders: live }, 'lease handed over to share destinations among senders');
     } catch (err) {
       logger.warn({ err, destination }, 'handing a lease over failed; it expires on its own');
@@ -133,12 +178,12 @@ export class LeaseManager {
   }
 
   async #tick(): Promise<void> {
-    const { redis, keys, senderId, destinations, ttlMs, events, logger } = this.#options;
+    const { redis, shards, senderId, destinations, ttlMs, events, logger } = this.#options;
     const sentAt = performance.now();
-    const live = await senderHeartbeat(redis, keys, senderId, ttlMs, true);
+    const live = await senderHeartbeat(redis, shards.home, senderId, ttlMs, true);
 
     const current = new Map([...this.#held].map(([d, h]) => [d, h.value]));
-    const lost = await renewLeases(redis, keys, current, ttlMs);
+    const lost = await this.#renew(current, ttlMs);
     for (const held of this.#held.values()) held.validUntil = sentAt + ttlMs - this.#margin;
     for (const destination of lost) {
       this.#held.delete(destination);
@@ -153,7 +198,7 @@ export class LeaseManager {
       const free = destinations.filter((d) => !this.#held.has(d));
       const offset = free.length > 0 ? randomInt(free.length) : 0;
       const candidates = [...free.slice(offset), ...free.slice(0, offset)];
-      const taken = await acquireLeases(redis, keys, senderId, candidates, ttlMs, target - keeping);
+      const taken = await this.#acquire(candidates, target - keeping, ttlMs);
       for (const [destination, value] of taken) {
         this.#held.set(destination, { value, validUntil: sentAt + ttlMs - this.#margin });
         try {
@@ -161,7 +206,7 @@ export class LeaseManager {
         } catch (err) {
           logger.warn({ err, destination }, 'could not open the lane; giving the lease back');
           this.#held.delete(destination);
-          await releaseLeases(redis, keys, new Map([[destination, value]]));
+          await this.#release(new Map([[destination, value]]));
         }
       }
     } else if (keeping > target && !this.#stopping.signal.aborted) {

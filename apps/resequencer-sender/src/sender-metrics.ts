@@ -1,7 +1,7 @@
 /**
  * The resequencer-sender's Prometheus metrics.
  */
-import type { KeySchema, ReseqRedis } from '@reseq/store';
+import type { KeySchema, ReseqRedis, Shards } from '@reseq/store';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Metrics of one sender process. */
@@ -118,7 +118,7 @@ export function createSenderMetrics(registry: Registry): SenderMetrics {
 export function registerBacklogMetrics(
   registry: Registry,
   redis: ReseqRedis,
-  keys: KeySchema,
+  shards: Shards,
   destinations: readonly string[],
 ): void {
   const results = new Gauge({
@@ -137,12 +137,15 @@ export function registerBacklogMetrics(
     registers: [registry],
   });
   async function readBacklog(): Promise<void> {
-    if (destinations.length === 0) return;
+    // One transaction per shard: a transaction's keys must share a slot on a Redis Cluster.
+    await Promise.all([...shards.group(destinations, (d) => d)].map(([keys, own]) => readShard(keys, own)));
+  }
+  async function readShard(keys: KeySchema, own: readonly string[]): Promise<void> {
     const multi = redis.multi();
-    for (const d of destinations) multi.xlen(keys.results(d)).hlen(keys.buffer(d));
+    for (const d of own) multi.xlen(keys.results(d)).hlen(keys.buffer(d));
     const replies = await multi.exec().catch(() => null);
     if (!replies) return;
-    destinations.forEach((d, i) => {
+    own.forEach((d, i) => {
       const [xlenErr, xlen] = replies[i * 2] ?? [null, null];
       const [hlenErr, hlen] = replies[i * 2 + 1] ?? [null, null];
       if (!xlenErr && xlen !== null) results.set({ destination: d }, Number(xlen));

@@ -1,12 +1,14 @@
 /**
  * The resequencer-sender's engine: a {@link LeaseManager} decides which destinations this
  * process serves, a {@link DestinationLane} per held destination delivers in order, a
- * {@link ResultReader} feeds the lanes, and a {@link ProgressRecorder} batches their progress.
+ * {@link ResultReader} per shard (RESEQ_SHARDS; one by default) feeds the lanes of that shard's
+ * destinations, and a {@link ProgressRecorder} per shard batches their progress into `advance`
+ * calls (so a shard whose master fails over holds up no other shard's progress).
  */
 import type { ReseqConfig } from '@reseq/config';
 import type { Delivery } from '@reseq/delivery';
 import type { Logger } from '@reseq/runtime';
-import { advanceDelivered, type KeySchema, type ReseqRedis } from '@reseq/store';
+import { advanceDelivered, type ReseqRedis, type Shards } from '@reseq/store';
 import type { Redis } from 'ioredis';
 import { DestinationLane } from './destination-lane.js';
 import { LeaseManager } from './lease-manager.js';
@@ -18,9 +20,11 @@ import type { SenderMetrics } from './sender-metrics.js';
 export interface SenderDeps {
   config: ReseqConfig;
   logger: Logger;
-  keys: KeySchema;
+  /** The pipeline's shards: which keys hold each destination. */
+  shards: Shards;
   redis: ReseqRedis;
-  blocking: Redis;
+  /** One connection reserved for blocking reads per shard, shard 0 first. */
+  blocking: readonly Redis[];
   senderId: string;
   deliveries: ReadonlyMap<string, Delivery>;
   metrics: SenderMetrics;
@@ -31,17 +35,20 @@ export class ResequencerSender {
   readonly #deps: SenderDeps;
   readonly #lanes = new Map<string, DestinationLane>();
   readonly #leases: LeaseManager;
-  readonly #reader: ResultReader;
-  readonly #recorder: ProgressRecorder;
+  readonly #readers: ResultReader[];
+  /** One per shard, shard 0 first. */
+  readonly #recorders: ProgressRecorder[];
   readonly #log: Logger;
 
   constructor(deps: SenderDeps) {
     this.#deps = deps;
     this.#log = deps.logger.child({ component: 'sender', senderId: deps.senderId });
-    this.#recorder = new ProgressRecorder((steps) => advanceDelivered(deps.redis, deps.keys, steps), this.#log);
+    this.#recorders = deps.shards.all.map(
+      (keys) => new ProgressRecorder((steps) => advanceDelivered(deps.redis, keys, steps), this.#log),
+    );
     this.#leases = new LeaseManager({
       redis: deps.redis,
-      keys: deps.keys,
+      shards: deps.shards,
       senderId: deps.senderId,
       destinations: Object.keys(deps.config.destinations),
       ttlMs: deps.config.sender.leaseTtlMs,
@@ -52,15 +59,22 @@ export class ResequencerSender {
         surplus: (destination) => this.#closeLane(destination, 'graceful'),
       },
     });
-    this.#reader = new ResultReader({
-      redis: deps.redis,
-      blocking: deps.blocking,
-      keys: deps.keys,
-      batchSize: deps.config.sender.batchSize,
-      logger: this.#log,
-      lanes: () => this.#lanes,
-      onFenced: (destination) => this.#fenced(destination),
-    });
+    const { shards } = deps;
+    this.#readers = shards.all.map(
+      (keys, shard) =>
+        new ResultReader({
+          redis: deps.redis,
+          blocking: deps.blocking[shard]!,
+          keys,
+          batchSize: deps.config.sender.batchSize,
+          logger: this.#log,
+          lanes: () =>
+            shards.count === 1
+              ? this.#lanes
+              : new Map([...this.#lanes].filter(([destination]) => shards.shardOf(destination) === shard)),
+          onFenced: (destination) => this.#fenced(destination),
+        }),
+    );
   }
 
   /** Whether the lease loop is alive (for /readyz). */
@@ -70,14 +84,14 @@ export class ResequencerSender {
 
   async start(): Promise<void> {
     await this.#leases.start();
-    this.#reader.start();
+    for (const reader of this.#readers) reader.start();
     this.#log.info({ destinations: [...this.#lanes.keys()] }, 'resequencer-sender started');
   }
 
   /** Finishes in-flight deliveries, records them, and gives every lease back at once. */
   async stop(): Promise<void> {
     await this.#leases.stop();
-    await this.#reader.stop();
+    await Promise.all(this.#readers.map((reader) => reader.stop()));
     await Promise.all([...this.#lanes.values()].map((lane) => lane.stop('graceful')));
     this.#lanes.clear();
     await this.#leases.releaseAll();
@@ -94,8 +108,8 @@ export class ResequencerSender {
         config,
         delivery,
         redis: this.#deps.redis,
-        keys: this.#deps.keys,
-        recorder: this.#recorder,
+        keys: this.#deps.shards.forDestination(destination),
+        recorder: this.#recorders[this.#deps.shards.shardOf(destination)]!,
         metrics: this.#deps.metrics,
         logger: this.#deps.logger,
         leaseValid: () => this.#leases.isValid(destination),

@@ -4,7 +4,13 @@
  * from the delivered position and latency from this sender's end-to-end histogram.
  */
 import type { Logger } from '@reseq/runtime';
-import { knownDestinations, readStatus, type DestinationStatus, type KeySchema, type ReseqRedis } from '@reseq/store';
+import {
+  knownDestinationsOfShards,
+  readStatusOfShards,
+  type DestinationStatus,
+  type ReseqRedis,
+  type Shards,
+} from '@reseq/store';
 import type { Histogram } from 'prom-client';
 
 /** One destination at one second. */
@@ -40,7 +46,8 @@ export interface StatusSnapshot {
 export interface StatusSamplerOptions {
   /** With reseq's scripts defined (the status read runs one). */
   redis: ReseqRedis;
-  keys: KeySchema;
+  /** The pipeline's shards (RESEQ_SHARDS): each destination is read on its own. */
+  shards: Shards;
   /** Destinations of the config, shown first; any other that Redis knows follows. */
   configured: readonly string[];
   senderId: string;
@@ -105,9 +112,9 @@ export class StatusSampler {
 
   /** Reads Redis and the histogram once and appends a sample (the first read only sets a baseline). */
   async sample(now = Date.now()): Promise<void> {
-    const { redis, keys, configured } = this.#options;
-    const names = await knownDestinations(redis, keys, configured);
-    const states = await readStatus(redis, keys, names);
+    const { redis, shards, configured } = this.#options;
+    const names = await knownDestinationsOfShards(redis, shards, configured);
+    const states = await readStatusOfShards(redis, shards, names);
     const totals: Totals = { at: now, delivered: new Map(), latencySum: new Map(), latencyCount: new Map() };
     for (const [name, state] of states) totals.delivered.set(name, state.delivered);
     for (const value of (await this.#options.endToEnd.get()).values) {

@@ -1,6 +1,7 @@
 /**
  * The transform-worker app: loads the user's transform, connects to Redis (one connection for
- * commands, one reserved for blocking reads) and runs a {@link TransformWorker}.
+ * commands, one reserved for blocking reads per shard) and runs a {@link TransformWorker} per
+ * shard (RESEQ_SHARDS; one by default), all sharing WORKER_CONCURRENCY transform slots.
  */
 import { hostname } from 'node:os';
 import type { ReseqConfig } from '@reseq/config';
@@ -12,8 +13,9 @@ import {
   type OpsServer,
   type RunningApp,
 } from '@reseq/runtime';
-import { connectRedis, createRedis, isRedisReady, KeySchema, redisTarget } from '@reseq/store';
+import { checkShardLayout, connectRedis, createRedis, isRedisReady, redisTarget, Shards } from '@reseq/store';
 import { loadTransform, type TransformFn } from './load-transform.js';
+import { SlotPool } from './slot-pool.js';
 import { TransformWorker } from './worker.js';
 import { createWorkerMetrics, registerInputBacklogMetrics } from './worker-metrics.js';
 
@@ -30,37 +32,52 @@ export async function buildWorker({ config, logger, transform }: WorkerOptions):
   const fn = transform ?? (await loadTransform(config.env.TRANSFORM_MODULE));
   const consumer = config.env.RESEQ_CONSUMER_NAME ?? `${hostname()}-${process.pid}`;
   const target = redisTarget(config.env);
+  const shards = new Shards(config.env.RESEQ_PREFIX, config.env.RESEQ_SHARDS);
   const redis = createRedis({ target, name: `worker:${consumer}`, logger, mode: 'wait' });
-  const blocking = createRedis({ target, name: `worker:${consumer}:read`, logger, mode: 'wait' });
   await connectRedis(redis);
-  await connectRedis(blocking);
+  await checkShardLayout(redis, shards, { record: true });
+  // A blocking XREADGROUP holds its connection: one per shard, each shard's read waits alone.
+  const blocking = shards.all.map((keys) =>
+    createRedis({
+      target,
+      name: shards.count === 1 ? `worker:${consumer}:read` : `worker:${consumer}:read:${keys.shard}`,
+      logger,
+      mode: 'wait',
+    }),
+  );
+  for (const connection of blocking) await connectRedis(connection);
   const { registry } = createMetrics('transform-worker');
-  const keys = new KeySchema(config.env.RESEQ_PREFIX);
-  registerInputBacklogMetrics(registry, redis, keys);
+  registerInputBacklogMetrics(registry, redis, shards.all);
   const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });
-  const worker = new TransformWorker({
-    config,
-    logger,
-    transform: fn,
-    keys,
-    redis,
-    blocking,
-    consumer,
-    metrics: createWorkerMetrics(registry),
-  });
-  await worker.start();
+  const metrics = createWorkerMetrics(registry);
+  const slots = new SlotPool(config.env.WORKER_CONCURRENCY);
+  const engines = shards.all.map(
+    (keys, shard) =>
+      new TransformWorker({
+        config,
+        logger,
+        transform: fn,
+        keys,
+        redis,
+        blocking: blocking[shard]!,
+        consumer,
+        metrics,
+        slots,
+      }),
+  );
+  for (const engine of engines) await engine.start();
   let ops: OpsServer | undefined;
   if (config.env.METRICS_PORT !== undefined) {
     ops = await startOpsServer({
       port: config.env.METRICS_PORT,
       registry,
-      readiness: { redis: () => isRedisReady(redis), worker: () => worker.alive },
+      readiness: { redis: () => isRedisReady(redis), worker: () => engines.every((engine) => engine.alive) },
     });
   }
   return {
     async stop() {
       probe.stop();
-      await worker.stop();
+      await Promise.all(engines.map((engine) => engine.stop()));
       await ops?.close();
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -68,9 +68,10 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
 /**
  * Registers the input backlog, read from Redis at each scrape: the input stream's length, and
  * of the workers' group the entries not yet handed to any worker (lag) and those handed out and
- * not yet settled (pending). A scrape while Redis is unreachable leaves the last values.
+ * not yet settled (pending), each summed over the shards' input streams (RESEQ_SHARDS). A scrape
+ * while Redis is unreachable leaves the last values.
  */
-export function registerInputBacklogMetrics(registry: Registry, redis: ReseqRedis, keys: KeySchema): void {
+export function registerInputBacklogMetrics(registry: Registry, redis: ReseqRedis, shards: readonly KeySchema[]): void {
   const length = new Gauge({
     name: 'reseq_input_stream_length',
     help: 'Entries in the input stream (XLEN); settled entries are deleted, so this is the backlog',
@@ -91,24 +92,35 @@ export function registerInputBacklogMetrics(registry: Registry, redis: ReseqRedi
   });
   async function read(): Promise<void> {
     try {
-      // One round trip; on a Redis Cluster, XINFO (whose key ioredis does not see) rides with
-      // XLEN to the stream's master instead of a random one that would redirect it.
-      const [[lengthError, streamLength] = [null, 0], [groupsError, groupsReply] = [null, []]] =
-        (await redis.pipeline().xlen(keys.input).call('XINFO', 'GROUPS', keys.input).exec()) ?? [];
-      if (lengthError) throw lengthError;
-      length.set(Number(streamLength));
-      if (groupsError) throw groupsError;
-      const groups = groupsReply as unknown[][];
-      for (const group of groups) {
-        const fields = new Map<string, unknown>();
-        for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);
-        if (fields.get('name') !== WORKER_GROUP) continue;
-        pending.set(Number(fields.get('pending') ?? 0));
-        const groupLag = fields.get('lag');
-        if (groupLag !== null && groupLag !== undefined) lag.set(Number(groupLag));
-      }
+      const totals = { length: 0, pending: 0, lag: 0, lagKnown: true };
+      await Promise.all(shards.map((keys) => readShard(keys, totals)));
+      length.set(totals.length);
+      pending.set(totals.pending);
+      if (totals.lagKnown) lag.set(totals.lag);
     } catch {
       // Redis unreachable, or no stream yet: keep the last values.
+    }
+  }
+  async function readShard(
+    keys: KeySchema,
+    totals: { length: number; pending: number; lag: number; lagKnown: boolean },
+  ): Promise<void> {
+    // One round trip; on a Redis Cluster, XINFO (whose key ioredis does not see) rides with
+    // XLEN to the stream's master instead of a random one that would redirect it.
+    const [[lengthError, streamLength] = [null, 0], [groupsError, groupsReply] = [null, []]] =
+      (await redis.pipeline().xlen(keys.input).call('XINFO', 'GROUPS', keys.input).exec()) ?? [];
+    if (lengthError) throw lengthError;
+    totals.length += Number(streamLength);
+    if (groupsError) throw groupsError;
+    const groups = groupsReply as unknown[][];
+    for (const group of groups) {
+      const fields = new Map<string, unknown>();
+      for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);
+      if (fields.get('name') !== WORKER_GROUP) continue;
+      totals.pending += Number(fields.get('pending') ?? 0);
+      const groupLag = fields.get('lag');
+      if (groupLag !== null && groupLag !== undefined) totals.lag += Number(groupLag);
+      else totals.lagKnown = false;
     }
   }
 }

@@ -30,6 +30,7 @@ import { Hedger } from './hedger.js';
 import type { TransformFn } from './load-transform.js';
 import { runTransform, type RunTransformOptions, type Settled } from './run-transform.js';
 import { startRunning, type Running } from './running.js';
+import { EngineSlots, SlotPool } from './slot-pool.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What the worker needs. */
@@ -44,6 +45,17 @@ export interface WorkerDeps {
   blocking: Redis;
   consumer: string;
   metrics: WorkerMetrics;
+  /**
+   * The process's transform slots, shared with the engines of its other shards (RESEQ_SHARDS);
+   * default: WORKER_CONCURRENCY of its own.
+   */
+  slots?: SlotPool;
+}
+
+/** An entry read, waiting for a transform slot. */
+interface Admitted {
+  entry: InputEntry;
+  deliveries: number;
 }
 
 /** How often a worker compacts the input stream (trimInput), in ms. */
@@ -52,7 +64,7 @@ const TRIM_INTERVAL_MS = 60_000;
 /** Entries delivered this many times without settling are dead-lettered (crash loops). */
 const DELIVERIES_PER_ATTEMPT = 2;
 
-/** One transform worker process. */
+/** One transform worker process, or its engine for one shard (the input stream of `keys`). */
 export class TransformWorker {
   readonly #deps: WorkerDeps;
   readonly #log: Logger;
@@ -63,7 +75,7 @@ export class TransformWorker {
   readonly #completer: CompletionBatcher;
   /** Hedged dispatch; undefined while `worker.hedgeAfterMs` is unset (then nothing of it runs). */
   readonly #hedger: Hedger | undefined;
-  #slotWaiters: (() => void)[] = [];
+  readonly #slots: EngineSlots<Admitted>;
   #readLoop: Promise<void> | undefined;
   #recoveryLoop: Promise<void> | undefined;
   #hedgeLoop: Promise<void> | undefined;
@@ -76,6 +88,13 @@ export class TransformWorker {
     // Every running transform listens on these two signals.
     setMaxListeners(0, this.#draining.signal, this.#abort.signal);
     this.#log = deps.logger.child({ component: 'worker', consumer: deps.consumer });
+    this.#slots = new EngineSlots<Admitted>(
+      deps.slots ?? new SlotPool(deps.config.env.WORKER_CONCURRENCY),
+      () => this.#running.size,
+      ({ entry, deliveries }) => {
+        if (!this.#running.has(entry.entryId)) this.#dispatch(entry, deliveries);
+      },
+    );
     this.#completer = new CompletionBatcher(
       async (outcomes) => {
         const written = await completeBatch(deps.redis, deps.keys, outcomes);
@@ -124,7 +143,11 @@ export class TransformWorker {
     this.#recoveryLoop = this.#recover();
     this.#hedgeLoop = this.#hedger?.run();
     this.#log.info(
-      { concurrency: this.#deps.config.env.WORKER_CONCURRENCY, hedgeAfterMs: this.#hedger?.afterMs },
+      {
+        concurrency: this.#deps.config.env.WORKER_CONCURRENCY,
+        hedgeAfterMs: this.#hedger?.afterMs,
+        input: this.#deps.keys.input,
+      },
       'transform worker started',
     );
   }
@@ -137,7 +160,9 @@ export class TransformWorker {
     this.#draining.abort();
     // Hedge copies are spares: the workers that hold their entries go on with them.
     for (const r of this.#running.values()) if (!r.owned) r.cancel.abort();
-    this.#wakeSlotWaiters();
+    // Entries read but never started: handed back with the unfinished ones.
+    const neverStarted = this.#slots.close().map(({ entry }) => entry.entryId);
+    this.#slots.pool.wake();
     // A blocked XREADGROUP holds its connection: close it to end the read loop now.
     this.#deps.blocking.disconnect();
     await Promise.allSettled([this.#readLoop, this.#recoveryLoop, this.#hedgeLoop]);
@@ -145,7 +170,10 @@ export class TransformWorker {
     while (this.#running.size > this.#interrupted.size && Date.now() < deadline)
       await this.#waitForSlotChange(deadline);
     this.#abort.abort();
-    const unfinished = [...this.#running.values()].filter((r) => r.owned).map((r) => r.entry.entryId);
+    const unfinished = [
+      ...[...this.#running.values()].filter((r) => r.owned).map((r) => r.entry.entryId),
+      ...neverStarted,
+    ];
     if (unfinished.length > 0) {
       try {
         await handBackEntries(
@@ -296,13 +324,13 @@ export class TransformWorker {
     const threshold = this.#deps.config.worker.claimIdleMs / 3;
     // Only entries this worker holds: touching a peer's entry would take it from the peer.
     const stale = [...this.#running.values()].filter((r) => r.owned && now - r.lastTouched >= threshold);
-    if (stale.length === 0) return;
-    await touchEntries(
-      this.#deps.redis,
-      this.#deps.keys,
-      this.#deps.consumer,
-      stale.map((r) => r.entry.entryId),
-    );
+    // Entries waiting for a slot are this consumer's too.
+    const waiting = this.#slots.waitingLongerThan(threshold, now).map(({ entry }) => entry.entryId);
+    if (stale.length === 0 && waiting.length === 0) return;
+    await touchEntries(this.#deps.redis, this.#deps.keys, this.#deps.consumer, [
+      ...stale.map((r) => r.entry.entryId),
+      ...waiting,
+    ]);
     for (const r of stale) r.lastTouched = now;
   }
 
@@ -312,8 +340,9 @@ export class TransformWorker {
       await discardEntries(this.#deps.redis, this.#deps.keys, result.malformed);
     }
     for (const entry of result.entries) {
-      if (this.#running.has(entry.entryId)) continue;
-      this.#dispatch(entry, deliveries?.get(entry.entryId) ?? 1);
+      if (this.#running.has(entry.entryId) || this.#slots.waiting.some((w) => w.entry.entryId === entry.entryId))
+        continue;
+      this.#slots.admit({ entry, deliveries: deliveries?.get(entry.entryId) ?? 1 });
     }
   }
 
@@ -321,7 +350,7 @@ export class TransformWorker {
     const { config, metrics } = this.#deps;
     const running = startRunning(entry, true);
     this.#running.set(entry.entryId, running);
-    metrics.inFlight.set(this.#running.size);
+    metrics.inFlight.set(this.#slots.pool.inFlight);
     const maxDeliveries = config.transform.maxAttempts * DELIVERIES_PER_ATTEMPT;
     const settle: Promise<Settled | undefined> =
       deliveries > maxDeliveries
@@ -363,8 +392,8 @@ export class TransformWorker {
 
   /** A transform ended (or changed hands): the gauge follows, and a free slot wakes the loops. */
   #ended(): void {
-    this.#deps.metrics.inFlight.set(this.#running.size);
-    this.#wakeSlotWaiters();
+    this.#deps.metrics.inFlight.set(this.#slots.pool.inFlight);
+    this.#slots.pool.wake();
   }
 
   /** What every run of this worker passes to the transform runner. */
@@ -376,34 +405,27 @@ export class TransformWorker {
       logger: this.#log,
       draining: this.#draining.signal,
       abort: this.#abort.signal,
-      cancel: running.cancel.signal,
+      // Only hedged dispatch cancels a run (another copy finished it first).
+      cancel: this.#hedger ? running.cancel.signal : undefined,
       onAttempt: (outcome, seconds) => metrics.duration.observe({ outcome }, seconds),
     };
   }
 
+  /** Slots this engine may fill: the process's free slots less what it read that waits for one. */
   #freeSlots(): number {
-    return this.#deps.config.env.WORKER_CONCURRENCY - this.#running.size;
+    return this.#slots.free;
   }
 
   async #waitForFreeSlot(): Promise<void> {
-    while (this.#freeSlots() <= 0 && !this.#draining.signal.aborted) {
-      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
-    }
+    while (this.#freeSlots() <= 0 && !this.#draining.signal.aborted) await this.#slots.pool.changed();
   }
 
-  #waitForSlotChange(deadline: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-      this.#slotWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  #wakeSlotWaiters(): void {
-    const waiters = this.#slotWaiters;
-    this.#slotWaiters = [];
-    for (const wake of waiters) wake();
+  async #waitForSlotChange(deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#slots.pool.changed(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
+    ]);
+    clearTimeout(timer);
   }
 }

@@ -5,6 +5,9 @@
  * the same.
  */
 export { KeySchema, WORKER_GROUP } from './keys.js';
+export * from './shards.js';
+export * from './shard-layout.js';
+export * from './shard-migration.js';
 export {
   createRedis,
   connectRedis,
@@ -26,3 +29,5 @@ export * from './operator-store.js';
 export * from './history-store.js';
 export * from './status-age.js';
 export * from './inspect-store.js';
+export * from './sharded-ingest.js';
+export * from './sharded-reads.js';

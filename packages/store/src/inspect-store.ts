@@ -24,9 +24,11 @@ export interface GroupInfo {
   lag: number | null;
 }
 
-/** The raw state of one pipeline. */
+/** The raw state of one pipeline, or of one of its shards (RESEQ_SHARDS). */
 export interface Inspection {
   prefix: string;
+  /** The hash tag of every key shown, e.g. `{reseq}`. */
+  tag: string;
   input: {
     key: string;
     length: Figure<number>;
@@ -84,9 +86,12 @@ export async function inspectPipeline(
   destinations: readonly string[],
 ): Promise<Inspection> {
   const input = keys.input;
-  const [length, groupsReply, pendingReply, dlqLength] = await Promise.all([
-    redis.xlen(input),
-    orElse(redis.call('XINFO', 'GROUPS', input), [] as unknown),
+  // XINFO rides with XLEN in one pipeline, so a Cluster client sends it to the stream's master.
+  const [[lengthError, length] = [null, 0], [groupsError, groupsRaw] = [null, []]] =
+    (await redis.pipeline().xlen(input).call('XINFO', 'GROUPS', input).exec()) ?? [];
+  if (lengthError) throw lengthError;
+  const [groupsReply, pendingReply, dlqLength] = await Promise.all([
+    orElse(groupsError ? Promise.reject(groupsError) : Promise.resolve(groupsRaw), [] as unknown),
     orElse(redis.call('XPENDING', input, WORKER_GROUP), [0, null, null, null] as unknown),
     redis.xlen(keys.deadLetters),
   ]);
@@ -158,9 +163,10 @@ export async function inspectPipeline(
 
   return {
     prefix: keys.prefix,
+    tag: keys.tag,
     input: {
       key: input,
-      length: { value: length, command: `redis-cli XLEN ${q(input)}` },
+      length: { value: Number(length), command: `redis-cli XLEN ${q(input)}` },
       groups: { value: groups, command: `redis-cli XINFO GROUPS ${q(input)}` },
       pending: {
         value: {

@@ -47,12 +47,7 @@ export async function checkShardLayout(redis: Redis, shards: Shards, options: { 
   if (recordedCount === shards.count) return;
   const valid = Number.isInteger(recordedCount) && recordedCount >= 1 && recordedCount <= 1024;
   if (!valid || (await holdsState(redis, new Shards(shards.prefix, recordedCount)))) {
-    throw new ConfigError([
-      `env RESEQ_SHARDS: ${shards.count}, but the pipeline "${shards.prefix}" holds state laid out over ` +
-        `${valid ? recordedCount : `"${recorded}"`} shard${recordedCount === 1 ? '' : 's'} ` +
-        `(${metaKey} field ${SHARDS_FIELD}${recorded === null ? ' absent: 1' : ''}); set RESEQ_SHARDS=${recorded ?? 1}, ` +
-        `or drain and migrate the pipeline first (docs/operations.md, "Changing the shard count")`,
-    ]);
+    throw layoutError(shards, metaKey, recorded ?? '1');
   }
   if (!options.record) return;
   if (shards.count === 1) {
@@ -61,7 +56,16 @@ export async function checkShardLayout(redis: Redis, shards: Shards, options: { 
   }
   if (recorded === null) await redis.hsetnx(metaKey, SHARDS_FIELD, String(shards.count));
   else await redis.hset(metaKey, SHARDS_FIELD, String(shards.count));
-  // Another process may have recorded another count in between: whoever was first wins.
+  // Processes started together with different counts: the first to record wins, the others stop.
   const now = await redis.hget(metaKey, SHARDS_FIELD);
-  if (now !== String(shards.count)) await checkShardLayout(redis, shards, { record: false });
+  if (now !== String(shards.count)) throw layoutError(shards, metaKey, now ?? '1');
+}
+
+function layoutError(shards: Shards, metaKey: string, recorded: string): ConfigError {
+  return new ConfigError([
+    `env RESEQ_SHARDS: ${shards.count}, but the pipeline "${shards.prefix}" is laid out over ${recorded} ` +
+      `shard(s) (${metaKey}, field ${SHARDS_FIELD}; absent means 1) and holds state there: set ` +
+      `RESEQ_SHARDS=${recorded}, or drain the pipeline and change the count as docs/operations.md ` +
+      `("Changing the shard count") says`,
+  ]);
 }

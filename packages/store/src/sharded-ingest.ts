@@ -17,7 +17,7 @@ export interface ShardedIngestOutcome extends IngestOutcome {
    * may be written; a retry with the same client id finds them (their stored sequences) and
    * writes only what is missing.
    */
-  refused?: unknown;
+  refused?: Error;
 }
 
 /**
@@ -61,7 +61,8 @@ export async function writeShardedIngestBatch(
           if (got.windowFull !== undefined) outcome.windowFull ??= got.windowFull;
         });
       } catch (err) {
-        for (const part of shardParts) outcomes[part.owner]!.refused ??= err;
+        const refused = err instanceof Error ? err : new Error(String(err));
+        for (const part of shardParts) outcomes[part.owner]!.refused ??= refused;
       }
     }),
   );
@@ -69,7 +70,7 @@ export async function writeShardedIngestBatch(
   requests.forEach((request, i) => {
     const outcome = outcomes[i]!;
     const sequences: Record<string, number> = {};
-    for (const d of request.destinations) if (d in outcome.sequences) sequences[d] = outcome.sequences[d]!;
+    for (const d of request.destinations) if (Object.hasOwn(outcome.sequences, d)) sequences[d] = outcome.sequences[d]!;
     outcome.sequences = sequences;
     if (outcome.refused !== undefined || outcome.windowFull !== undefined) outcome.duplicate = false;
   });

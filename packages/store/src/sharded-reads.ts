@@ -5,7 +5,13 @@
  * is exactly the single-shard read.
  */
 import { inspectPipeline, type Inspection } from './inspect-store.js';
-import { knownDestinations, listDeadLetters, readStatus, type DeadLetter, type DestinationStatus } from './operator-store.js';
+import {
+  knownDestinations,
+  listDeadLetters,
+  readStatus,
+  type DeadLetter,
+  type DestinationStatus,
+} from './operator-store.js';
 import type { ReseqRedis } from './scripts.js';
 import type { Shards } from './shards.js';
 
@@ -36,10 +42,14 @@ export async function readStatusOfShards(
   now = Date.now(),
 ): Promise<Map<string, DestinationStatus>> {
   if (shards.count === 1) return readStatus(redis, shards.home, destinations, now);
-  const states = await shards.perShard(destinations, (d) => d, async (keys, names) => {
-    const read = await readStatus(redis, keys, names, now);
-    return names.map((d) => read.get(d)!);
-  });
+  const states = await shards.perShard(
+    destinations,
+    (d) => d,
+    async (keys, names) => {
+      const read = await readStatus(redis, keys, names, now);
+      return names.map((d) => read.get(d)!);
+    },
+  );
   return new Map(destinations.map((d, i) => [d, states[i]!]));
 }
 

@@ -45,11 +45,20 @@ export function keySlot(key: string): number {
   return crc16(bytes) % CLUSTER_SLOTS;
 }
 
-/** FNV-1a (32 bits) of a string's UTF-8 bytes: a destination's stable shard hash. */
+/**
+ * A destination's stable shard hash: FNV-1a (32 bits) of its name's UTF-8 bytes, then
+ * MurmurHash3's finalizer, so that the low bits a modulo keeps depend on every byte. Never
+ * change it: a pipeline's destinations would move to other shards' keys.
+ */
 export function destinationHash(name: string): number {
   let hash = 0x811c9dc5;
-  for (const byte of utf8.encode(name)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
-  return hash;
+  for (const byte of utf8.encode(name)) hash = Math.imul(hash ^ byte, 0x01000193);
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash >>> 0;
 }
 
 /**
@@ -66,7 +75,7 @@ export function shardTag(prefix: string, shard: number, count: number): string {
   const reach = width / 4;
   for (let k = 0; k < MAX_TAG_TRIES; k++) {
     const content = `${prefix}|${shard}.${k}`;
-    if (Math.abs(crc16(utf8.encode(content)) % CLUSTER_SLOTS - middle) <= reach) return `{${content}}`;
+    if (Math.abs((crc16(utf8.encode(content)) % CLUSTER_SLOTS) - middle) <= reach) return `{${content}}`;
   }
   throw new Error(`no hash tag found for shard ${shard} of ${count}`);
 }
@@ -96,7 +105,7 @@ export class Shards {
     this.#schemas = count === 1 ? [this.home] : new Array<KeySchema | undefined>(count);
   }
 
-  /** The shard of `destination`: FNV-1a of its name modulo the shard count. */
+  /** The shard of `destination`: {@link destinationHash} of its name modulo the shard count. */
   shardOf(destination: string): number {
     if (this.count === 1) return 0;
     let shard = this.#shardOf.get(destination);

@@ -10,12 +10,19 @@ import { runScript, type ReseqRedis } from './scripts.js';
 
 type StreamEntries = [id: string, fields: string[] | null][];
 
-/** Creates the workers' consumer group (from the start of the stream) unless it exists. */
+/**
+ * Creates the workers' consumer group (from the start of the stream) unless it exists. On a Redis
+ * Cluster, XGROUP (whose key ioredis does not see) rides in a pipeline with a command on the
+ * stream's key, so it goes to the stream's master.
+ */
 export async function ensureWorkerGroup(redis: Redis, keys: KeySchema): Promise<void> {
-  try {
-    await redis.xgroup('CREATE', keys.input, WORKER_GROUP, '0', 'MKSTREAM');
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.includes('BUSYGROUP')) throw err;
+  const replies = await redis
+    .pipeline()
+    .exists(keys.input)
+    .xgroup('CREATE', keys.input, WORKER_GROUP, '0', 'MKSTREAM')
+    .exec();
+  for (const [err] of replies ?? []) {
+    if (err && !err.message.includes('BUSYGROUP')) throw err;
   }
 }
 
@@ -229,7 +236,11 @@ export async function completeBatch(
  * @returns how many entries were trimmed.
  */
 export async function trimInput(redis: Redis, keys: KeySchema): Promise<number> {
-  const groups = (await redis.xinfo('GROUPS', keys.input)) as (string | number)[][];
+  // XINFO rides with XLEN, so a Cluster client sends it to the stream's master (as XGROUP above).
+  const [, [infoError, info] = [new Error('no reply to XINFO GROUPS'), null]] =
+    (await redis.pipeline().xlen(keys.input).xinfo('GROUPS', keys.input).exec()) ?? [];
+  if (infoError) throw infoError;
+  const groups = info as (string | number)[][];
   let bound: string | undefined;
   for (const flat of groups) {
     const info = new Map<string, string | number>();

@@ -11,8 +11,8 @@ import { requireDestination, type CommandContext } from '../context.js';
 export async function destinationPause(ctx: CommandContext, destination: string, pause: boolean): Promise<PauseState> {
   await requireDestination(ctx, destination);
   return pause
-    ? pauseDestination(ctx.redis, ctx.keys, destination)
-    : resumeDestination(ctx.redis, ctx.keys, destination);
+    ? pauseDestination(ctx.redis, ctx.shards.forDestination(destination), destination)
+    : resumeDestination(ctx.redis, ctx.shards.forDestination(destination), destination);
 }
 
 /** What was done, as JSON or as one sentence. */

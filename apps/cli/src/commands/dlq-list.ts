@@ -3,7 +3,7 @@
  * sequence, each with its id, attempts, last error, stage and what its destination does about
  * it (`blocking`, `ahead`, `passed`).
  */
-import { listDeadLetters, type DeadLetter } from '@reseq/store';
+import { listDeadLettersOfShards, type DeadLetter } from '@reseq/store';
 import { requireDestination, type CommandContext } from '../context.js';
 import { isoTime, renderTable, truncate } from '../table.js';
 
@@ -49,7 +49,7 @@ export function deadLetterJson(letter: DeadLetter): DeadLetterJson {
 /** Reads the dead letters (of one destination, when given). */
 export async function dlqList(ctx: CommandContext, destination: string | undefined): Promise<DeadLetter[]> {
   if (destination !== undefined) await requireDestination(ctx, destination);
-  return listDeadLetters(ctx.redis, ctx.keys, destination);
+  return listDeadLettersOfShards(ctx.redis, ctx.shards, destination);
 }
 
 /** The list as JSON (`{ "deadLetters": [...] }`) or as a table. */

@@ -9,7 +9,7 @@ import { requireDestination, type CommandContext } from '../context.js';
 /** Retries the dead letter of `destination` at `sequence`. */
 export async function dlqRetry(ctx: CommandContext, destination: string, sequence: number): Promise<RetryOutcome> {
   await requireDestination(ctx, destination);
-  return retryDeadLetter(ctx.redis, ctx.keys, destination, sequence);
+  return retryDeadLetter(ctx.redis, ctx.shards.forDestination(destination), destination, sequence);
 }
 
 /** What was done, as JSON or as one sentence. */

@@ -10,7 +10,7 @@ import { deadLetterJson } from './dlq-list.js';
 /** Reads the dead letter of `destination` at `sequence`. */
 export async function dlqShow(ctx: CommandContext, destination: string, sequence: number): Promise<DeadLetter> {
   await requireDestination(ctx, destination);
-  return getDeadLetter(ctx.redis, ctx.keys, destination, sequence);
+  return getDeadLetter(ctx.redis, ctx.shards.forDestination(destination), destination, sequence);
 }
 
 const NEXT_STEP: Record<DeadLetter['state'], string> = {

@@ -9,7 +9,7 @@ import { requireDestination, type CommandContext } from '../context.js';
 /** Skips the dead letter of `destination` at `sequence`. */
 export async function dlqSkip(ctx: CommandContext, destination: string, sequence: number): Promise<SkipOutcome> {
   await requireDestination(ctx, destination);
-  return skipDeadLetter(ctx.redis, ctx.keys, destination, sequence);
+  return skipDeadLetter(ctx.redis, ctx.shards.forDestination(destination), destination, sequence);
 }
 
 /** What was done, as JSON or as one sentence. */

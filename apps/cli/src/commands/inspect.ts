@@ -1,19 +1,31 @@
 /**
  * `reseq inspect [--json]`: the raw streams, groups, pending entries, hashes and leases of the
  * pipeline, each line with the redis-cli command that shows the same, for an operator who
- * wants to look underneath `status` (docs/operations.md, "Inspecting with redis-cli").
+ * wants to look underneath `status` (docs/operations.md, "Inspecting with redis-cli"). With
+ * several shards (RESEQ_SHARDS), one such picture per shard, with its own keys.
  */
-import { inspectPipeline, type Inspection } from '@reseq/store';
+import { inspectShards, type Inspection } from '@reseq/store';
 import { destinations, type CommandContext } from '../context.js';
 import { renderTable } from '../table.js';
 
-/** Reads the raw state of every destination reseq knows. */
-export async function inspect(ctx: CommandContext): Promise<Inspection> {
-  return inspectPipeline(ctx.redis, ctx.keys, await destinations(ctx));
+/** Reads the raw state of every shard and of every destination reseq knows, shard 0 first. */
+export async function inspect(ctx: CommandContext): Promise<Inspection[]> {
+  return inspectShards(ctx.redis, ctx.shards, await destinations(ctx));
 }
 
-/** The inspection as JSON, or as one table: what, value, and the redis-cli command. */
-export function formatInspect(report: Inspection, json: boolean): string {
+/**
+ * The inspection as JSON (one shard: its picture; several: `{ prefix, shards: [...] }`), or as
+ * one table per shard: what, value, and the redis-cli command.
+ */
+export function formatInspect(reports: readonly Inspection[], json: boolean): string {
+  if (reports.length === 1) return formatShard(reports[0]!, json);
+  if (json) return JSON.stringify({ prefix: reports[0]?.prefix, shards: reports }, null, 2);
+  return reports
+    .map((report, shard) => `shard ${shard} of ${reports.length}: ${formatShard(report, false)}`)
+    .join('\n\n');
+}
+
+function formatShard(report: Inspection, json: boolean): string {
   if (json) return JSON.stringify(report, null, 2);
   const rows: string[][] = [];
   const { input } = report;
@@ -45,5 +57,5 @@ export function formatInspect(report: Inspection, json: boolean): string {
     rows.push([`${d}: lease`, lease, s.lease.command]);
   }
   const table = renderTable([{ header: 'WHAT' }, { header: 'VALUE' }, { header: 'REDIS-CLI' }], rows);
-  return `pipeline prefix ${report.prefix} (keys ${`{${report.prefix}}`}:*)\n\n${table}`;
+  return `pipeline prefix ${report.prefix} (keys ${report.tag}:*)\n\n${table}`;
 }

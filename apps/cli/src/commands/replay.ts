@@ -14,7 +14,7 @@ export async function replay(ctx: CommandContext, destination: string, from: num
   await requireDestination(ctx, destination);
   const type = ctx.config.destinations[destination]?.type;
   if (type !== 'http') throw new ReplayUnsupportedError(destination, type);
-  return requestReplay(ctx.redis, ctx.keys, destination, from);
+  return requestReplay(ctx.redis, ctx.shards.forDestination(destination), destination, from);
 }
 
 /** What was scheduled, as JSON or as one sentence. */

@@ -4,7 +4,7 @@
  * its reorder buffer, its sender and a pending replay. One consistent snapshot (the age is read
  * a moment after it).
  */
-import { readStatus, type DestinationStatus } from '@reseq/store';
+import { readStatusOfShards, type DestinationStatus } from '@reseq/store';
 import { destinations, type CommandContext } from '../context.js';
 import { isoTime, renderTable } from '../table.js';
 
@@ -22,7 +22,7 @@ export interface StatusReport {
 /** Reads every destination's state. */
 export async function status(ctx: CommandContext): Promise<StatusReport> {
   const names = await destinations(ctx);
-  const states = await readStatus(ctx.redis, ctx.keys, names);
+  const states = await readStatusOfShards(ctx.redis, ctx.shards, names);
   const report: StatusReport = { destinations: {} };
   for (const [name, state] of states) {
     report.destinations[name] = { ...state, onDeadLetter: ctx.config.destinations[name]?.onDeadLetter ?? null };
