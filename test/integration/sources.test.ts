@@ -127,4 +127,34 @@ describe('sources', () => {
       await new Promise<void>((resolve) => queue.shutdown(1_000, () => resolve()));
     }
   });
+
+  it('Kue: a job a dead holder popped but never marked active is taken first, not stranded', async () => {
+    h = new Harness('source kue limbo', inject('redisUrl'));
+    const queue = kue.createQueue({ prefix: 'q', redis: queues.url });
+    const redis = new Redis(queues.url);
+    try {
+      for (let n = 0; n < 5; n++) {
+        await new Promise<void>((resolve, reject) =>
+          queue.create('limbo', { n }).save((err?: Error) => (err ? reject(err) : resolve())),
+        );
+      }
+      // What Kue's worker does first when it takes a job (BLPOP the wake-up token, then pop the
+      // job off its type's inactive set), left there as by a holder killed before the next step.
+      const [first] = await redis.zrange('q:jobs:limbo:inactive', 0, 0);
+      expect(first).toBeDefined();
+      await redis.zrem('q:jobs:limbo:inactive', first!);
+      await redis.lpop('q:limbo:jobs');
+      await pipeline(h, { type: 'kue', redis: queues.url, prefix: 'q', job: 'limbo' });
+      await waitFor(() => deliveredNs(h).length >= 5, 'every job delivered', 30_000);
+      expect(deliveredNs(h)).toEqual([0, 1, 2, 3, 4]);
+      const completed = (): Promise<number> =>
+        new Promise((resolve, reject) =>
+          queue.completeCount('limbo', (err: Error | null, n: number) => (err ? reject(err) : resolve(n))),
+        );
+      await waitFor(async () => (await completed()) === 5, 'every job completed', 30_000);
+    } finally {
+      redis.disconnect();
+      await new Promise<void>((resolve) => queue.shutdown(1_000, () => resolve()));
+    }
+  });
 });

@@ -2,7 +2,8 @@
  * A Kue source: while this ingest holds the source's lease, Kue's own worker with concurrency 1
  * takes the job type's jobs in the producer's order (within one priority), turns each job's
  * `data` into a message (job-intake.ts) and calls `done()` only once it is durable. Jobs that a
- * dead holder left active (Kue has no locks or stalled check) are taken first, oldest first.
+ * dead holder left active (Kue has no locks or stalled check), or left between Kue's two steps
+ * of taking a job (see {@link limboJobs}), are taken first, oldest first.
  * A job that cannot become a message fails in Kue with the coded reason.
  */
 import type { KueSourceConfig } from '@reseq/config';
@@ -43,6 +44,45 @@ export async function closeKue(): Promise<void> {
   ]);
 }
 
+/** Kue's Redis client, with the helpers kue adds to it (types omit them). */
+interface KueClient {
+  getKey(key: string): string;
+  stripFIFO(zid: string): string;
+  multi(): KueMulti;
+}
+interface KueMulti {
+  zrange(key: string, start: number, stop: number): KueMulti;
+  exec(cb: (err: Error | null, replies: unknown[]) => void): void;
+}
+
+function getJob(id: string, type: string): Promise<kue.Job | undefined> {
+  return new Promise((resolve, reject) =>
+    kue.Job.get(Number(id), type, (err: Error | null, job?: kue.Job) => (err ? reject(err) : resolve(job))),
+  );
+}
+
+/**
+ * Jobs a dead holder took off the type's inactive set but never marked active: Kue's worker
+ * first pops the job from `jobs:<type>:inactive`, then loads it and sets it active, so a holder
+ * killed in between leaves a job in no set of its type (still in the global `jobs:inactive`),
+ * which no worker would ever take. Both sets are read in one MULTI; only the lease holder
+ * consumes the type, and it has not started yet.
+ */
+async function limboJobs(type: string): Promise<kue.Job[]> {
+  const client = (kue as unknown as { redis: { client(): KueClient } }).redis.client();
+  const [all, ofType] = await new Promise<string[][]>((resolve, reject) =>
+    client
+      .multi()
+      .zrange(client.getKey('jobs:inactive'), 0, -1)
+      .zrange(client.getKey(`jobs:${type}:inactive`), 0, -1)
+      .exec((err, replies) => (err ? reject(err) : resolve(replies as string[][]))),
+  );
+  const waiting = new Set(ofType);
+  const missing = (all ?? []).filter((zid) => !waiting.has(zid)).map((zid) => client.stripFIFO(zid));
+  const jobs = await Promise.all(missing.map((id) => getJob(id, type).catch(() => undefined)));
+  return jobs.filter((job): job is kue.Job => job?.type === type);
+}
+
 /** One tenure of a Kue source (from taking its lease to losing or giving it back). */
 export function consumeKue(source: KueSourceConfig, ctx: JobIntakeContext, logger: Logger): SourceConsumer {
   const queue = kueQueue(source, logger);
@@ -72,6 +112,7 @@ export function consumeKue(source: KueSourceConfig, ctx: JobIntakeContext, logge
         err ? reject(err) : resolve(jobs),
       ),
     );
+    orphans.push(...(await limboJobs(source.job)));
     for (const job of orphans.sort((a, b) => Number(a.id) - Number(b.id))) {
       if (closing) return;
       busy = true;
