@@ -10,6 +10,7 @@ import {
   createMetrics,
   evaluateReadiness,
   isReseqError,
+  lazyChild,
   startOpsServer,
   startRoundTripProbe,
   toReseqError,
@@ -140,6 +141,8 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
     clientErrorHandler: answerClientError,
   }) as unknown as FastifyInstance;
   server.server.maxConnections = config.ingest.maxConnections;
+  // fastify gives every request a child logger (its reqId); most never log, so make it on first use.
+  server.setChildLoggerFactory((logger, bindings) => lazyChild(logger as Logger, bindings));
 
   // Authentication (where tokens are configured) before the body is even parsed.
   const senders = new WeakMap<FastifyRequest, Sender>();
@@ -160,7 +163,7 @@ export async function buildIngest({ config, logger }: IngestOptions): Promise<In
       done(new UnauthorizedError());
       return;
     }
-    request.log = request.log.child({ source });
+    request.log = lazyChild(request.log as Logger, { source });
     if (!seenSources.has(source)) {
       seenSources.add(source);
       request.log.info('http source authenticated');

@@ -3,7 +3,7 @@
  * class, backoff with jitter, the ops HTTP server (/metrics, /healthz, /readyz) and the
  * SIGTERM lifecycle. Nothing here knows about messages or Redis.
  */
-export { createLogger, maskUrlPassword, type Logger, type LoggerOptions } from './logger.js';
+export { createLogger, lazyChild, maskUrlPassword, type Logger, type LoggerOptions } from './logger.js';
 export { ReseqError, isReseqError, toReseqError, type ReseqErrorOptions } from './errors.js';
 export { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 export {

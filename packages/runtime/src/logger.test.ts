@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, maskUrlPassword } from './logger.js';
+import { createLogger, lazyChild, maskUrlPassword } from './logger.js';
 
 const SECRETS = {
   webhook: 'whsec_c2VjcmV0LXdlYmhvb2sta2V5LWJ5dGVz',
@@ -74,5 +74,39 @@ describe('maskUrlPassword', () => {
     ['https://a.example/x?q=a@b', 'https://a.example/x?q=a@b'],
   ])('%s → %s', (url, masked) => {
     expect(maskUrlPassword(url)).toBe(masked);
+  });
+});
+
+describe('lazyChild', () => {
+  it('makes the child only when something logs, and then logs with its bindings, redacted', async () => {
+    const stream = new PassThrough();
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const parent = createLogger({ app: 'test', destination: stream });
+    let made = 0;
+    const child = parent.child.bind(parent);
+    parent.child = ((...args: Parameters<typeof child>) => {
+      made++;
+      return child(...args);
+    }) as typeof parent.child;
+
+    const quiet = lazyChild(parent, { reqId: 'req-1' });
+    expect(typeof quiet.info).toBe('function');
+    expect(quiet.level).toBe('info');
+    quiet.debug('below the level');
+    expect(made).toBe(1); // a call makes it, even one below the level
+    const unused = lazyChild(parent, { reqId: 'req-2' });
+    expect(typeof unused.warn).toBe('function');
+    expect(made).toBe(1);
+
+    lazyChild(parent, { reqId: 'req-3' }).warn({ password: 'hunter2' }, 'logged');
+    parent.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    const lines = Buffer.concat(chunks)
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ reqId: 'req-3', msg: 'logged', password: '[redacted]' })]);
   });
 });

@@ -99,3 +99,29 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination ?? pino.destination({ sync: false }),
   );
 }
+
+/**
+ * `parent.child(bindings)`, made on first use. pino runs a child's bindings through the
+ * redaction rules when it makes the child, which costs more than a fast request or transform
+ * does, while most of them never log.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const real = (): Logger => (child ??= parent.child(bindings));
+  return new Proxy(parent, {
+    get(_target, property) {
+      if (child) {
+        const value: unknown = Reflect.get(child, property, child);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(child) : value;
+      }
+      // Until something logs, read the parent's fields (the child would have the same) and hand
+      // out methods that make the child when called (fastify checks them on every request).
+      const value: unknown = Reflect.get(parent, property, parent);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): unknown =>
+        (Reflect.get(real(), property) as (...a: unknown[]) => unknown).apply(real(), args);
+    },
+    set: (_target, property, value) => Reflect.set(real(), property, value),
+    has: (_target, property) => Reflect.has(child ?? parent, property),
+  });
+}
