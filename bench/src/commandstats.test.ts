@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diffCommandStats, parseCommandStats, summarizeCommands } from './commandstats.js';
+import { diffCommandStats, parseCommandStats, summarizeCommands, sumCommandStats } from './commandstats.js';
 
 // As redis-server 7.0 prints it (CRLF line ends), with a subcommand and a script.
 const BEFORE = [
@@ -61,5 +61,52 @@ describe('INFO commandstats', () => {
       { command: 'xadd', calls: 100, perMessage: 1 },
     ]);
     expect(summarizeCommands(diff, 0).callsPerMessage).toBe(0);
+  });
+});
+
+describe('INFO commandstats over the masters of a cluster', () => {
+  const master = (lines: string[]): string => ['# Commandstats', ...lines, ''].join('\r\n');
+  const stat = (command: string, calls: number, usec: number): string =>
+    `cmdstat_${command}:calls=${calls},usec=${usec},usec_per_call=${(usec / calls).toFixed(2)},rejected_calls=0,failed_calls=0`;
+
+  it('adds up every command over the nodes, including one that ran on one node only', () => {
+    const sum = sumCommandStats([
+      parseCommandStats(master([stat('evalsha', 10, 500), stat('xadd', 30, 90), stat('cluster|slots', 2, 40)])),
+      parseCommandStats(master([stat('evalsha', 20, 1100), stat('xadd', 5, 10)])),
+      parseCommandStats(master([stat('evalsha', 5, 300), stat('xreadgroup', 7, 70)])),
+    ]);
+    expect(Object.fromEntries(sum)).toEqual({
+      evalsha: { calls: 35, usec: 1900 },
+      xadd: { calls: 35, usec: 100 },
+      'cluster|slots': { calls: 2, usec: 40 },
+      xreadgroup: { calls: 7, usec: 70 },
+    });
+    expect(sumCommandStats([]).size).toBe(0);
+  });
+
+  it('gives the run the commands of every master, without the harness INFO on each', () => {
+    const reset = master([stat('config|resetstat', 1, 30)]);
+    const before = sumCommandStats([reset, reset, reset].map(parseCommandStats));
+    const after = sumCommandStats(
+      [
+        master([
+          stat('config|resetstat', 1, 30),
+          stat('info', 2, 40),
+          stat('evalsha', 40, 4000),
+          stat('hset', 100, 90),
+        ]),
+        master([stat('config|resetstat', 1, 30), stat('info', 2, 40), stat('evalsha', 30, 3000), stat('hset', 60, 60)]),
+        master([stat('config|resetstat', 1, 30), stat('info', 2, 40), stat('evalsha', 30, 3100), stat('hset', 40, 30)]),
+      ].map(parseCommandStats),
+    );
+    const summary = summarizeCommands(diffCommandStats(before, after), 50);
+    // 100 EVALSHA + 200 HSET over the three masters; the 6 INFO and 3 CONFIG RESETSTAT are the harness's.
+    expect(summary.calls).toBe(300);
+    expect(summary.callsPerMessage).toBe(6);
+    expect(summary.scriptCalls).toBe(100);
+    expect(summary.top).toEqual([
+      { command: 'hset', calls: 200, perMessage: 4 },
+      { command: 'evalsha', calls: 100, perMessage: 2 },
+    ]);
   });
 });

@@ -92,3 +92,18 @@ export function summarizeCommands(
     top: rows.slice(0, options.top ?? 8),
   };
 }
+
+/**
+ * Adds up readings of several servers (the masters of a cluster), per command: what the whole
+ * Redis did. A command that ran on one node only is counted once.
+ */
+export function sumCommandStats(readings: Iterable<ReadonlyMap<string, CommandStat>>): Map<string, CommandStat> {
+  const sum = new Map<string, CommandStat>();
+  for (const reading of readings) {
+    for (const [command, stat] of reading) {
+      const total = sum.get(command);
+      sum.set(command, total ? { calls: total.calls + stat.calls, usec: total.usec + stat.usec } : { ...stat });
+    }
+  }
+  return sum;
+}

@@ -16,6 +16,7 @@ import { ROOT } from './processes.js';
 import { checkTargets, formatDuration, formatTable, formatTargets, formatUsage } from './report.js';
 import { runOne, type RunResult } from './run.js';
 import { allRuns } from './scenarios.js';
+import { applyTopology, describeTopology, isDefaultTopology, systemLabel, topologyNote } from './topology.js';
 
 let options: BenchOptions | 'help';
 try {
@@ -43,13 +44,20 @@ if (spawnSync('redis-server', ['--version']).status !== 0) {
   console.error('BENCH_NO_REDIS: `redis-server` is not on PATH (`sudo apt-get install -y redis-server`)');
   process.exit(2);
 }
+if (options.topology.clusterMasters > 0 && spawnSync('redis-cli', ['--version']).status !== 0) {
+  console.error('BENCH_NO_REDIS: `redis-cli` (which creates the cluster) is not on PATH; it comes with redis-server');
+  process.exit(2);
+}
 
 // Interrupted: exit at once; every process started is SIGKILLed by the exit hook in processes.ts.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 await buildBaselines();
 const selected = options.systems;
-const runs = allRuns(options.scenarios, options.quick).filter((r) => !selected || selected.includes(r.system.id));
+const runs = applyTopology(
+  allRuns(options.scenarios, options.quick).filter((r) => !selected || selected.includes(r.system.id)),
+  options.topology,
+);
 const outDir = resolve(options.outDir ?? join(ROOT, 'bench', 'results'));
 const startedAt = new Date();
 const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
@@ -62,10 +70,20 @@ log(
     .map((l) => l.toFixed(2))
     .join(' ')}`,
 );
+if (!isDefaultTopology(options.topology)) {
+  const reseqRuns = runs.filter((r) => r.system.kind === 'reseq').length;
+  log(
+    `redis: reseq on ${describeTopology(options.topology)}` +
+      (reseqRuns === 0 ? ' (no reseq run selected: nothing uses it)' : '') +
+      '; the baselines on one redis-server, as always',
+  );
+  const note = topologyNote(options.topology);
+  if (note !== undefined) log(`note: ${note}`);
+}
 const results: RunResult[] = [];
 for (const [i, spec] of runs.entries()) {
   const name = spec.variant === '' ? spec.scenario : `${spec.scenario} (${spec.variant})`;
-  log(`[${i + 1}/${runs.length}] ${name}: ${spec.system.id}`);
+  log(`[${i + 1}/${runs.length}] ${name}: ${systemLabel(spec.system.id, spec.system.topology)}`);
   const tracePath = options.trace
     ? join(
         outDir,
@@ -104,6 +122,8 @@ const document = {
   version: 1,
   command,
   quick: options.quick,
+  /** reseq's shards and cluster masters (each reseq run's spec has it too); the baselines ran on one redis-server. */
+  topology: options.topology,
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
   machine: {

@@ -10,6 +10,7 @@ describe('pnpm bench options', () => {
       systems: undefined,
       outDir: undefined,
       trace: false,
+      topology: { shards: 1, clusterMasters: 0 },
     });
   });
 

@@ -1,7 +1,11 @@
 /**
  * Command-line options of `pnpm bench`.
  */
+import { BenchUsageError } from './options-error.js';
 import { SCENARIOS, type ScenarioName } from './scenarios.js';
+import { DEFAULT_TOPOLOGY, parseClusterMasters, parseShards, TOPOLOGY_USAGE, type RedisTopology } from './topology.js';
+
+export { BenchUsageError };
 
 /** Parsed options. */
 export interface BenchOptions {
@@ -13,12 +17,8 @@ export interface BenchOptions {
   outDir: string | undefined;
   /** Also write each run's per-message trace as CSV beside the JSON. */
   trace: boolean;
-}
-
-/** A bad command line (exit status 2). */
-export class BenchUsageError extends Error {
-  readonly code = 'BENCH_USAGE';
-  override readonly name = 'BenchUsageError';
+  /** `--shards` and `--cluster-masters`: where reseq's keys live (the baselines ignore it). */
+  topology: RedisTopology;
 }
 
 export const SYSTEM_IDS = ['reseq', 'reseq+hedge', 'reseq+batch', 'sequential', 'bullmq', 'groupmq', 'limit'];
@@ -26,6 +26,7 @@ export const SYSTEM_IDS = ['reseq', 'reseq+hedge', 'reseq+batch', 'sequential', 
 export function usage(): string {
   return [
     'usage: pnpm bench [--scenario <name>]... [--quick] [--systems <id,...>] [--out <dir>] [--trace]',
+    '                  [--shards <n>] [--cluster-masters <m>]',
     '',
     `  --scenario <name>   ${SCENARIOS.join(' | ')} (repeatable, or comma-separated; default: all)`,
     '  --quick             short runs for development (seconds instead of a minute)',
@@ -33,12 +34,20 @@ export function usage(): string {
     '  --out <dir>         where the JSON results and the plot go (default bench/results)',
     "  --trace             also write every run's per-message trace as CSV (k, destination, sequence,",
     '                      planned ms, accepted, delivered, ideal; times in ms since the epoch)',
+    ...TOPOLOGY_USAGE,
   ].join('\n');
 }
 
 /** Parses argv (after the script name); 'help' for --help. */
 export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
-  const options: BenchOptions = { scenarios: [], quick: false, systems: undefined, outDir: undefined, trace: false };
+  const options: BenchOptions = {
+    scenarios: [],
+    quick: false,
+    systems: undefined,
+    outDir: undefined,
+    trace: false,
+    topology: { ...DEFAULT_TOPOLOGY },
+  };
   const value = (i: number, flag: string): string => {
     const v = argv[i];
     if (v === undefined || v.startsWith('--')) throw new BenchUsageError(`${flag} needs a value`);
@@ -76,6 +85,12 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       }
       case '--out':
         options.outDir = take();
+        break;
+      case '--shards':
+        options.topology.shards = parseShards(take());
+        break;
+      case '--cluster-masters':
+        options.topology.clusterMasters = parseClusterMasters(take());
         break;
       default:
         throw new BenchUsageError(`unknown argument "${arg}"`);

@@ -14,10 +14,13 @@ import { freePort } from './processes.js';
 /** A running private Redis. */
 export interface BenchRedis {
   url: string;
-  pid: number;
-  /** Zeroes the command counters (CONFIG RESETSTAT). */
+  /** Every redis-server of it by label: `redis`, or `redis-1`, `redis-2`, … for a cluster's masters. */
+  pids: ReadonlyMap<string, number>;
+  /** REDIS_CLUSTER_NODES for the apps (every master); undefined for one redis-server. */
+  clusterSeeds?: string;
+  /** Zeroes the command counters (CONFIG RESETSTAT, on every server). */
   resetStats(): Promise<void>;
-  /** The current `INFO commandstats`. */
+  /** The current `INFO commandstats` (summed over every server). */
   commandStats(): Promise<Map<string, CommandStat>>;
   stop(): Promise<void>;
 }
@@ -49,7 +52,7 @@ export async function startBenchRedis(): Promise<BenchRedis> {
   await client.connect();
   return {
     url,
-    pid: running.pid!,
+    pids: new Map([['redis', running.pid!]]),
     async resetStats() {
       await client.config('RESETSTAT');
     },

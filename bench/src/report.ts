@@ -3,6 +3,7 @@
  * memory per process, and the issue's targets checked against the runs that measured them.
  */
 import type { RunResult } from './run.js';
+import { systemLabel } from './topology.js';
 import type { Summary } from './trace.js';
 
 /** One of the issue's targets, as measured. */
@@ -71,7 +72,7 @@ export function formatTable(results: readonly RunResult[]): string {
     const name = r.variant === '' ? r.scenario : `${r.scenario} (${r.variant})`;
     if (r.skipped !== undefined || r.failed !== undefined) {
       const why = r.skipped !== undefined ? `skipped: ${r.skipped}` : `FAILED: ${firstLine(r.failed!)}`;
-      return [name, r.system, why, ...HEADER.slice(3).map(() => '')];
+      return [name, systemLabel(r.system, r.spec.system.topology), why, ...HEADER.slice(3).map(() => '')];
     }
     const t = r.trace!;
     // Against the limit only where both went as fast as they could (a paced run's rate is the pace).
@@ -80,7 +81,7 @@ export function formatTable(results: readonly RunResult[]): string {
     const ideal = r.fractionOfIdeal === undefined ? '' : ` (${(r.fractionOfIdeal * 100).toFixed(0)}% of ideal)`;
     return [
       name,
-      r.system,
+      systemLabel(r.system, r.spec.system.topology),
       `${formatNumber(t.delivered)}/${formatNumber(t.accepted)}`,
       `${formatNumber(t.throughputPerSecond, t.throughputPerSecond < 10 ? 1 : 0)}${ideal}`,
       t.latencyMs.max === Infinity && t.deliveredLatencyMs.count > 0
@@ -111,7 +112,7 @@ export function formatUsage(results: readonly RunResult[]): string {
         .filter(([, u]) => u.peakRssMB !== undefined)
         .map(([label, u]) => `${label} ${u.peakRssMB!.toFixed(0)}`)
         .join(', ');
-      return [name, r.system, cpu, memory];
+      return [name, systemLabel(r.system, r.spec.system.topology), cpu, memory];
     });
   return markdown([['scenario', 'system', 'CPU ms per message, by process', 'peak RSS MB, by process'], ...rows]);
 }

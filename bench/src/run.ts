@@ -73,7 +73,7 @@ export async function runOne(spec: RunSpec, log: (line: string) => void, tracePa
     system = await startSystem(spec, { configPath, destinations: names, markDir });
 
     const pids = new Map(system.processes.map((p) => [p.label, p.pid]));
-    if (system.redis) pids.set('redis', system.redis.pid);
+    for (const [label, pid] of system.redis?.pids ?? []) pids.set(label, pid);
     await system.redis?.resetStats();
     const statsBefore = (await system.redis?.commandStats()) ?? new Map<string, CommandStat>();
     const before = await sampleAll(pids);

@@ -4,6 +4,7 @@
  * shortens every run (and drops the largest worker counts) for development.
  */
 import { medianMs, type DurationModel } from './plan.js';
+import type { RedisTopology } from './topology.js';
 
 export const SCENARIOS = ['seed', 'load', 'ceiling', 'scaling', 'tail'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -24,6 +25,8 @@ export interface SystemSpec {
   hedgeAfterMs?: number;
   /** reseq: `batch.maxMessages` on every HTTP destination (a feature that may not exist yet). */
   httpBatch?: number;
+  /** reseq: shards and cluster masters (`--shards`, `--cluster-masters`); one shard on one redis-server when absent. */
+  topology?: RedisTopology;
 }
 
 /** How the producer offers load. */

@@ -6,8 +6,10 @@
 import { join } from 'node:path';
 import { parseConfig } from '@reseq/config';
 import { baselineProgram, freePort, reseqApp, ROOT, spawnProcess, type BenchProcess } from './processes.js';
+import { startBenchCluster } from './cluster.js';
 import { startBenchRedis, type BenchRedis } from './redis.js';
 import type { RunSpec } from './scenarios.js';
+import { DEFAULT_TOPOLOGY, topologyEnv } from './topology.js';
 
 export const TRANSFORM_MODULE = join(ROOT, 'bench', 'transforms', 'planned.mjs');
 
@@ -99,7 +101,9 @@ export async function startSystem(spec: RunSpec, context: SystemContext): Promis
       });
       return { ...ports(limit), processes, redis, stop };
     }
-    redis = await startBenchRedis();
+    // reseq on the run's topology (a cluster with --cluster-masters); the baselines on one redis-server.
+    const topology = (system.kind === 'reseq' ? system.topology : undefined) ?? DEFAULT_TOPOLOGY;
+    redis = topology.clusterMasters > 0 ? await startBenchCluster(topology.clusterMasters) : await startBenchRedis();
     const common = { REDIS_URL: redis.url };
     const workerEnv = (n: number): Record<string, string> => ({
       ...common,
@@ -111,7 +115,13 @@ export async function startSystem(spec: RunSpec, context: SystemContext): Promis
     const workerNumbers = Array.from({ length: system.workers }, (_, i) => i + 1);
 
     if (system.kind === 'reseq') {
-      const reseqEnv = { ...common, RESEQ_CONFIG: context.configPath, RESEQ_PREFIX: 'bench', LOG_LEVEL: 'info' };
+      const reseqEnv = {
+        ...common,
+        ...topologyEnv(topology, redis.clusterSeeds),
+        RESEQ_CONFIG: context.configPath,
+        RESEQ_PREFIX: 'bench',
+        LOG_LEVEL: 'info',
+      };
       const tcpPort = spec.ingest === 'tcp' ? await freePort() : 0;
       const [ingest, , sender] = await Promise.all([
         start({
