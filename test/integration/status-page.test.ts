@@ -107,6 +107,10 @@ describe.skipIf(!HAVE_CHROMIUM && !process.env.CI)('status page', () => {
     // The page shows it without a reload: its own poll of status.json.
     for (const d of DESTINATIONS) {
       await expect.poll(() => delivered(d), { timeout: 10_000 }).toBe(`${count} / ${count}`);
+      const cell = (field: string): Promise<string> =>
+        page.locator(`section.lane[data-destination="${d}"] dd.${field}`).innerText();
+      expect(await cell('inFlight')).toBe('0');
+      expect(await cell('lag')).toBe('0 (0.0 s)');
     }
     // A few seconds of samples so the throughput chart draws a line, not a point.
     const points = async (): Promise<number> =>

@@ -42,7 +42,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   const url = 'status.json' + (token ? '?token=' + encodeURIComponent(token) : '');
   const lanes = document.getElementById('lanes');
   const meta = document.getElementById('meta');
-  const FIELDS = [['delivered', 'delivered'], ['buffered', 'buffered'], ['lag', 'in flight (lag)'],
+  const FIELDS = [['delivered', 'delivered'], ['buffered', 'buffered'], ['inFlight', 'in flight'], ['lag', 'lag'],
     ['deadLettered', 'dead-lettered'], ['blocked', 'blocked'], ['activeSender', 'sender']];
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
@@ -103,7 +103,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       v.state.textContent = s.blocked ? 'blocked at ' + s.blockedAt : s.paused ? 'paused' : 'flowing';
       v.cells.delivered.textContent = s.delivered + ' / ' + s.assigned;
       v.cells.buffered.textContent = s.buffered + (s.pendingResults ? ' (+' + s.pendingResults + ' unread)' : '');
-      v.cells.lag.textContent = s.lag;
+      v.cells.inFlight.textContent = s.inFlight;
+      v.cells.lag.textContent = s.lag + (typeof s.lagSeconds === 'number' ? ' (' + s.lagSeconds.toFixed(1) + ' s)' : '');
       v.cells.deadLettered.textContent = s.deadLettered;
       v.cells.blocked.textContent = s.blocked ? 'yes, at ' + s.blockedAt : 'no';
       v.cells.activeSender.textContent = s.activeSender === null ? 'none'
