@@ -18,15 +18,7 @@ import {
   type OpsServer,
   type RunningApp,
 } from '@reseq/runtime';
-import {
-  checkShardLayout,
-  connectRedis,
-  createRedis,
-  isRedisReady,
-  redisTarget,
-  Shards,
-  type ReseqRedis,
-} from '@reseq/store';
+import { connectPipeline, isRedisReady } from '@reseq/store';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -72,10 +64,7 @@ export interface Ingest extends RunningApp {
 
 /** Starts ingest: connects to Redis, then listens on HTTP_PORT and TCP_PORT. */
 export async function buildIngest({ config, logger }: IngestOptions): Promise<Ingest> {
-  const shards = new Shards(config.env.RESEQ_PREFIX, config.env.RESEQ_SHARDS);
-  const redis: ReseqRedis = createRedis({ target: redisTarget(config.env), name: 'ingest', logger, mode: 'fail-fast' });
-  await connectRedis(redis);
-  await checkShardLayout(redis, shards, { record: true });
+  const { shards, redis } = await connectPipeline(config.env, { name: 'ingest', logger, mode: 'fail-fast' });
 
   const { registry } = createMetrics('ingest');
   const accepted = new Counter({

@@ -15,7 +15,7 @@ import {
   type OpsServer,
   type RunningApp,
 } from '@reseq/runtime';
-import { checkShardLayout, connectRedis, createRedis, isRedisReady, redisTarget, Shards } from '@reseq/store';
+import { connectPipeline, isRedisReady } from '@reseq/store';
 import { ResequencerSender } from './sender.js';
 import { createSenderMetrics, registerBacklogMetrics } from './sender-metrics.js';
 import { StatusAuth, statusRoutes } from './status-page.js';
@@ -30,21 +30,12 @@ export interface SenderOptions {
 /** Starts a resequencer-sender. */
 export async function buildSender({ config, logger }: SenderOptions): Promise<RunningApp> {
   const senderId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const target = redisTarget(config.env);
-  const shards = new Shards(config.env.RESEQ_PREFIX, config.env.RESEQ_SHARDS);
-  const redis = createRedis({ target, name: `sender:${senderId}`, logger, mode: 'wait' });
-  await connectRedis(redis);
-  await checkShardLayout(redis, shards, { record: true });
-  // A blocking XREAD holds its connection: one per shard, each shard's read waits alone.
-  const blocking = shards.all.map((keys) =>
-    createRedis({
-      target,
-      name: shards.count === 1 ? `sender:${senderId}:read` : `sender:${senderId}:read:${keys.shard}`,
-      logger,
-      mode: 'wait',
-    }),
-  );
-  for (const connection of blocking) await connectRedis(connection);
+  const { shards, redis, blocking } = await connectPipeline(config.env, {
+    name: `sender:${senderId}`,
+    logger,
+    mode: 'wait',
+    blockingReads: true,
+  });
   const deliveries = new Map(Object.entries(config.destinations).map(([name, d]) => [name, createDelivery(d)]));
   const { registry } = createMetrics('resequencer-sender');
   const metrics = createSenderMetrics(registry);

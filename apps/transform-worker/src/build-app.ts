@@ -13,7 +13,7 @@ import {
   type OpsServer,
   type RunningApp,
 } from '@reseq/runtime';
-import { checkShardLayout, connectRedis, createRedis, isRedisReady, redisTarget, Shards } from '@reseq/store';
+import { connectPipeline, isRedisReady } from '@reseq/store';
 import { loadTransform, type TransformFn } from './load-transform.js';
 import { SlotPool } from './slot-pool.js';
 import { TransformWorker } from './worker.js';
@@ -31,21 +31,12 @@ export interface WorkerOptions {
 export async function buildWorker({ config, logger, transform }: WorkerOptions): Promise<RunningApp> {
   const fn = transform ?? (await loadTransform(config.env.TRANSFORM_MODULE));
   const consumer = config.env.RESEQ_CONSUMER_NAME ?? `${hostname()}-${process.pid}`;
-  const target = redisTarget(config.env);
-  const shards = new Shards(config.env.RESEQ_PREFIX, config.env.RESEQ_SHARDS);
-  const redis = createRedis({ target, name: `worker:${consumer}`, logger, mode: 'wait' });
-  await connectRedis(redis);
-  await checkShardLayout(redis, shards, { record: true });
-  // A blocking XREADGROUP holds its connection: one per shard, each shard's read waits alone.
-  const blocking = shards.all.map((keys) =>
-    createRedis({
-      target,
-      name: shards.count === 1 ? `worker:${consumer}:read` : `worker:${consumer}:read:${keys.shard}`,
-      logger,
-      mode: 'wait',
-    }),
-  );
-  for (const connection of blocking) await connectRedis(connection);
+  const { shards, redis, blocking } = await connectPipeline(config.env, {
+    name: `worker:${consumer}`,
+    logger,
+    mode: 'wait',
+    blockingReads: true,
+  });
   const { registry } = createMetrics('transform-worker');
   registerInputBacklogMetrics(registry, redis, shards.all);
   const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });

@@ -7,6 +7,7 @@
 export { KeySchema, WORKER_GROUP } from './keys.js';
 export * from './shards.js';
 export * from './shard-layout.js';
+export * from './connect-pipeline.js';
 export * from './shard-migration.js';
 export {
   createRedis,
