@@ -15,13 +15,18 @@ import {
   readBlocked,
   readInput,
   readResults,
+  ResultStreams,
+  writesLeftProcess,
+  createRedis,
+  connectRedis,
   type Outcome,
   type ReseqRedis,
   type Result,
   type ResultEntry,
 } from '@reseq/store';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createLogger } from '@reseq/runtime';
 import { fieldsOf, ingest, openStore, resultEntries, type StoreContext } from './store-context.js';
 
 let ctx: StoreContext;
@@ -80,25 +85,44 @@ describe('readResults', () => {
     await produce('billing', 3, [2, 3, 1]);
     await produce('ledger', 1);
 
-    const read = await readResults(
-      blocking,
-      ctx.keys,
-      new Map([
-        ['billing', '0-0'],
-        ['ledger', '0-0'],
-        ['idle', '0-0'],
-      ]),
-      100,
-      100,
-    );
+    const streams = new ResultStreams(ctx.keys, ['billing', 'ledger', 'idle']);
+    const read = await readResults(blocking, streams, ['0-0', '0-0', '0-0'], 100, 100);
     expect([...read.keys()].sort()).toEqual(['billing', 'ledger']);
     const billing = read.get('billing')!;
     expect(billing.entries.map((e) => e.sequence)).toEqual([2, 3, 1]);
     expect(billing.lastId).toBe(billing.entries[2]!.entryId);
 
     // From the last id on there is nothing new: the read blocks and comes back empty.
-    const next = await readResults(blocking, ctx.keys, new Map([['billing', billing.lastId]]), 100, 100);
+    const next = await readResults(blocking, new ResultStreams(ctx.keys, ['billing']), [billing.lastId], 100, 100);
     expect(next.size).toBe(0);
+  });
+
+  it('takes each cursor as the position of the destination in the same place', async () => {
+    await produce('billing', 3);
+    await produce('ledger', 2);
+    const all = await readResults(
+      blocking,
+      new ResultStreams(ctx.keys, ['billing', 'ledger']),
+      ['0-0', '0-0'],
+      100,
+      100,
+    );
+    const billingIds = all.get('billing')!.entries.map((e) => e.entryId);
+    const ledgerIds = all.get('ledger')!.entries.map((e) => e.entryId);
+
+    // ledger first this time: billing from its second entry on, ledger from the start.
+    const read = await readResults(
+      blocking,
+      new ResultStreams(ctx.keys, ['ledger', 'billing']),
+      ['0-0', billingIds[1]!],
+      100,
+      100,
+    );
+    expect(read.get('billing')!.entries.map((e) => e.entryId)).toEqual(billingIds.slice(2));
+    expect(read.get('ledger')!.entries.map((e) => e.entryId)).toEqual(ledgerIds);
+    await expect(readResults(blocking, new ResultStreams(ctx.keys, ['billing']), [], 1, 1)).rejects.toThrow(
+      /0 cursors for 1 streams/,
+    );
   });
 });
 
@@ -209,7 +233,7 @@ describe('bufferResults', () => {
     const [good] = await produce('billing', 1);
     const junk = await ctx.redis.xadd(ctx.keys.results('billing'), '*', 'foo', 'bar');
 
-    const read = await readResults(blocking, ctx.keys, new Map([['billing', '0-0']]), 100, 100);
+    const read = await readResults(blocking, new ResultStreams(ctx.keys, ['billing']), ['0-0'], 100, 100);
     const billing = read.get('billing')!;
     expect(billing.entries.map((e) => e.entryId)).toEqual([good!.entryId]);
     expect(billing.malformed).toEqual([junk]);
@@ -407,7 +431,7 @@ describe('a lease taken over by another sender', () => {
 
     const state = await loadLaneState(bRedis, ctx.keys, 'billing');
     expect(state.delivered).toBe(1);
-    const read = await readResults(bRedis, ctx.keys, new Map([['billing', '0-0']]), 100, 100);
+    const read = await readResults(bRedis, new ResultStreams(ctx.keys, ['billing']), ['0-0'], 100, 100);
     const left = read.get('billing')!.entries;
     expect(left.map((e) => e.sequence)).toEqual([2, 3]);
     expect(await bufferResults(bRedis, ctx.keys, new Map([['billing', batch(b, left)]]))).toEqual(
@@ -421,5 +445,35 @@ describe('a lease taken over by another sender', () => {
       blockedAt: undefined,
       buffered: [],
     });
+  });
+});
+
+describe('writesLeftProcess', () => {
+  it('is true on a ready single-server connection once its writes are in the socket, false where they cannot be trusted to have left', async () => {
+    expect(writesLeftProcess(ctx.redis)).toBe(true);
+    // A command just sent on a quiet loopback connection is handed to the kernel at once.
+    const sent = ctx.redis.set(ctx.keys.waitMark, '1');
+    expect(writesLeftProcess(ctx.redis)).toBe(true);
+    await sent;
+
+    // Writes that count only once replicas confirm them (RESEQ_WAIT_REPLICAS) never do here.
+    const url = inject('redisUrl');
+    const confirmed = createRedis({
+      target: { url, wait: { replicas: 1, timeoutMs: 10 } },
+      name: 'test-confirmed',
+      logger: createLogger({ app: 'test', level: 'silent' }),
+      mode: 'wait',
+    });
+    await connectRedis(confirmed);
+    try {
+      expect(writesLeftProcess(confirmed)).toBe(false);
+    } finally {
+      confirmed.disconnect();
+    }
+
+    // Not connected (yet, or any more): a command would wait in ioredis's offline queue.
+    const closed = await ctx.connect('closing');
+    closed.disconnect();
+    expect(writesLeftProcess(closed)).toBe(false);
   });
 });

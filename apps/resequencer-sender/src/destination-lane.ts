@@ -21,13 +21,15 @@ import {
   readLaneControl,
   recordLostSequence,
   sequenceExists,
+  type AdvanceStep,
   type KeySchema,
   type ReplayRequest,
   type ReseqRedis,
   type Result,
+  type AdvanceOutcome,
 } from '@reseq/store';
 import { deliverBatch } from './batch-step.js';
-import type { ProgressRecorder } from './progress-recorder.js';
+import type { ProgressRecorder, SentStep } from './progress-recorder.js';
 import { runReplay } from './replay-runner.js';
 import type { SenderMetrics } from './sender-metrics.js';
 
@@ -99,6 +101,11 @@ export class DestinationLane {
   #wake: (() => void) | undefined;
   /** The sequence the lane has been missing, and since when (performance.now()). */
   #gap: { sequence: number; since: number } | undefined;
+  /**
+   * The last delivery's progress, sent to Redis and not yet answered: the lane delivers the next
+   * sequence meanwhile (see {@link #recordAhead}), and settles this before recording another.
+   */
+  #recording: { step: AdvanceStep; sent: SentStep } | undefined;
   readonly #stopping = new AbortController();
   readonly #lost = new AbortController();
   #loop: Promise<void> = Promise.resolve();
@@ -160,8 +167,22 @@ export class DestinationLane {
   }
 
   async #run(): Promise<void> {
+    try {
+      await this.#deliverInOrder();
+    } finally {
+      // Stopping: the last delivery's progress is still recorded (unless the lease is gone).
+      if (this.#recording && !this.#lost.signal.aborted) await this.#settleRecording().catch(() => undefined);
+    }
+  }
+
+  async #deliverInOrder(): Promise<void> {
     while (!this.#stopping.signal.aborted) {
       try {
+        // Anything but the next plain delivery needs the last one's progress settled first.
+        if (this.#recording && !this.#mayDeliverAhead()) {
+          if ((await this.#settleRecording()) === 'fenced') return;
+          continue;
+        }
         if (this.#replay && !this.#paused) {
           if ((await this.#runReplay(this.#replay)) === 'fenced') return;
           continue;
@@ -172,7 +193,8 @@ export class DestinationLane {
         }
         let result = this.#buffer.peek();
         if (result && (await this.#checkPaused())) {
-          await this.#waitWhilePaused();
+          // Paused: the last delivery's progress is settled first (at the top of the loop).
+          if (!this.#recording) await this.#waitWhilePaused();
           continue;
         }
         if (!result) {
@@ -203,37 +225,105 @@ export class DestinationLane {
         }
         const settlement = await this.#settle(result);
         if (settlement === 'stopped' || settlement === 'blocked' || settlement === 'reloaded') continue;
-        const recorded = await this.#deps.recorder.record(
-          {
-            destination: this.destination,
-            leaseValue: this.leaseValue,
-            from: result.sequence,
-            to: result.sequence,
-            skipped: settlement === 'skipped',
-            history: this.#historyLength(),
-          },
-          this.#stopping.signal,
-        );
-        faultPoint('sender-after-record');
-        if (recorded === 'fenced') {
-          this.#log.warn({ sequence: result.sequence }, 'lease lost while recording progress; stopping the lane');
-          this.#deps.onFenced();
-          return;
+        // The previous delivery's progress (sent while this one was on its way) comes first.
+        if (this.#recording) {
+          const previous = await this.#settleRecording();
+          if (previous === 'fenced') return;
+          // Reloaded: this delivery is not recorded, and goes out again from the reloaded state.
+          if (previous === 'reloaded') continue;
         }
-        if (recorded === 'out-of-turn') {
-          this.#log.warn({ sequence: result.sequence }, 'delivered position moved elsewhere; reloading');
-          await this.#reload();
-          continue;
-        }
-        this.#buffer.advance();
-        this.#deps.metrics.delivered.set({ destination: this.destination }, result.sequence);
-        this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
+        const step: AdvanceStep = {
+          destination: this.destination,
+          leaseValue: this.leaseValue,
+          from: result.sequence,
+          to: result.sequence,
+          skipped: settlement === 'skipped',
+          history: this.#historyLength(),
+        };
+        if ((await this.#recordAhead(step)) === 'fenced') return;
       } catch (err) {
         if (this.#stopping.signal.aborted) return;
         this.#log.warn({ err }, 'lane step failed; retrying');
         await sleep(500, this.#stopping.signal);
       }
     }
+  }
+
+  /**
+   * Records the progress of the delivery just made. Where the step has left this process once
+   * sent (a single Redis with no WAIT: `writesLeftProcess`), the lane moves on to the next
+   * sequence at once and settles the reply before its next record: the round trip to Redis
+   * overlaps the next delivery instead of adding to it. A crash then still loses no progress
+   * (what was sent reaches Redis), so the receiver still sees at most the message in flight
+   * again. Otherwise the lane waits for the reply (and the replicas' confirmation) first.
+   */
+  async #recordAhead(step: AdvanceStep): Promise<'fenced' | undefined> {
+    const sent = this.#deps.recorder.send(step);
+    this.#recording = { step, sent };
+    const left = await sent.left;
+    if (!left) return (await this.#settleRecording()) === 'fenced' ? 'fenced' : undefined;
+    // Delivered and on its way to Redis: the next sequence may go out.
+    this.#buffer.advance();
+    this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
+    return undefined;
+  }
+
+  /** Whether the next step is a plain delivery, which may go out before the last one's progress is answered. */
+  #mayDeliverAhead(): boolean {
+    const next = this.#buffer.peek();
+    return (
+      next !== undefined &&
+      next.kind !== 'dead' &&
+      !this.#stopping.signal.aborted &&
+      !this.#paused &&
+      !this.#replay &&
+      this.#blockedAt === undefined &&
+      (this.#deps.delivery.maxBatch ?? 1) <= 1 &&
+      (this.#deps.delivery.window ?? 1) <= 1
+    );
+  }
+
+  /**
+   * Waits for the answer to the progress sent last ({@link #recordAhead}). A write that failed
+   * (Redis unreachable, replicas not confirming) is recorded again until it counts: nothing else
+   * is delivered meanwhile. `fenced`: the lease is gone, the lane must end; `reloaded`: the
+   * position moved elsewhere and the lane's state was loaded again.
+   */
+  async #settleRecording(): Promise<'recorded' | 'fenced' | 'reloaded'> {
+    const recording = this.#recording;
+    if (!recording) return 'recorded';
+    const { step } = recording;
+    let outcome: AdvanceOutcome;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        outcome = await (attempt === 1
+          ? recording.sent.outcome
+          : this.#deps.recorder.record(step, this.#stopping.signal));
+        break;
+      } catch (err) {
+        if (this.#stopping.signal.aborted) throw err;
+        if (attempt === 1 || attempt % 10 === 0)
+          this.#log.warn({ err, attempt, from: step.from, to: step.to }, 'recording progress failed; retrying');
+        await sleep(Math.min(2000, 100 * attempt), this.#stopping.signal);
+      }
+    }
+    this.#recording = undefined;
+    faultPoint('sender-after-record');
+    if (outcome === 'fenced') {
+      this.#log.warn({ sequence: step.to }, 'lease lost while recording progress; stopping the lane');
+      this.#deps.onFenced();
+      return 'fenced';
+    }
+    if (outcome === 'out-of-turn') {
+      this.#log.warn({ sequence: step.to }, 'delivered position moved elsewhere; reloading');
+      await this.#reload();
+      return 'reloaded';
+    }
+    // Answered before the lane moved on (it waited for the reply): move on now.
+    if (this.#buffer.delivered < step.to) this.#buffer.advance();
+    this.#deps.metrics.delivered.set({ destination: this.destination }, step.to);
+    this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
+    return 'recorded';
   }
 
   async #settle(result: Result): Promise<Settlement> {

@@ -8,6 +8,7 @@ import {
   bufferResults,
   readResults,
   ReplicasUnavailableError,
+  ResultStreams,
   type KeySchema,
   type ReseqRedis,
   type ResultEntry,
@@ -32,13 +33,25 @@ export interface ResultReaderOptions {
   logger: Logger;
   /** The lanes to read for, at the moment of asking. */
   lanes: () => ReadonlyMap<string, DestinationLane>;
+  /** Changes whenever the sender's set of lanes does: the read plan is made again then. */
+  lanesVersion: () => number;
   /** Called when the buffer script shows a lease was lost. */
   onFenced: (destination: string) => void;
+}
+
+/** The lanes one read covers, their streams, and the version of the sender's lanes they are of. */
+interface ReadPlan {
+  version: number;
+  lanes: ReadonlyMap<string, DestinationLane>;
+  /** The lanes in the order of `streams.destinations`. */
+  ordered: readonly DestinationLane[];
+  streams: ResultStreams;
 }
 
 /** The sender's read loop. */
 export class ResultReader {
   readonly #options: ResultReaderOptions;
+  #plan: ReadPlan | undefined;
   readonly #stopping = new AbortController();
   #loop: Promise<void> = Promise.resolve();
 
@@ -57,31 +70,33 @@ export class ResultReader {
   }
 
   async #run(): Promise<void> {
-    const { blocking, keys, batchSize, logger } = this.#options;
+    const { blocking, batchSize, logger } = this.#options;
     // A read queued while the connection reconnects never settles once stop() disconnected it
     // (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
     const stopped = new Promise<undefined>((resolve) =>
       this.#stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }),
     );
     while (!this.#stopping.signal.aborted) {
-      const lanes = new Map(this.#options.lanes());
-      if (lanes.size === 0) {
+      const plan = this.#currentPlan();
+      if (plan.ordered.length === 0) {
         await sleep(BLOCK_MS, this.#stopping.signal);
         continue;
       }
       try {
-        const cursors = new Map([...lanes].map(([d, lane]) => [d, lane.cursor]));
-        const read = await Promise.race([readResults(blocking, keys, cursors, batchSize, BLOCK_MS), stopped]);
+        const cursors = plan.ordered.map((lane) => lane.cursor);
+        const read = await Promise.race([readResults(blocking, plan.streams, cursors, batchSize, BLOCK_MS), stopped]);
         if (read === undefined) return;
         if (read.size === 0) continue;
+        // Lanes opened or closed while we read: look each destination up again.
+        const current = this.#options.lanesVersion() === plan.version ? plan.lanes : this.#options.lanes();
         const batches = new Map<
           string,
           { leaseValue: string; entries: ResultEntry[]; malformed: string[]; lastId: string; lane: DestinationLane }
         >();
         for (const [destination, batch] of read) {
-          const lane = lanes.get(destination);
+          const lane = plan.lanes.get(destination);
           // A lane replaced while we read: leave its entries for the new one.
-          if (!lane || this.#options.lanes().get(destination) !== lane) continue;
+          if (!lane || current.get(destination) !== lane) continue;
           batches.set(destination, { ...batch, leaseValue: lane.leaseValue, lane });
         }
         if (batches.size === 0) continue;
@@ -102,6 +117,20 @@ export class ResultReader {
         await sleep(500, this.#stopping.signal);
       }
     }
+  }
+
+  /** The read plan for the sender's lanes now, made again only when they changed. */
+  #currentPlan(): ReadPlan {
+    const version = this.#options.lanesVersion();
+    if (this.#plan?.version === version) return this.#plan;
+    const lanes = new Map(this.#options.lanes());
+    this.#plan = {
+      version,
+      lanes,
+      ordered: [...lanes.values()],
+      streams: new ResultStreams(this.#options.keys, [...lanes.keys()]),
+    };
+    return this.#plan;
   }
 
   /**

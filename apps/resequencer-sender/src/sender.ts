@@ -8,7 +8,7 @@
 import type { ReseqConfig } from '@reseq/config';
 import type { Delivery } from '@reseq/delivery';
 import type { Logger } from '@reseq/runtime';
-import { advanceDelivered, type ReseqRedis, type Shards } from '@reseq/store';
+import { advanceDelivered, writesLeftProcess, type ReseqRedis, type Shards } from '@reseq/store';
 import type { Redis } from 'ioredis';
 import { DestinationLane } from './destination-lane.js';
 import { LeaseManager } from './lease-manager.js';
@@ -34,6 +34,8 @@ export interface SenderDeps {
 export class ResequencerSender {
   readonly #deps: SenderDeps;
   readonly #lanes = new Map<string, DestinationLane>();
+  /** Counts the changes of `#lanes`, so the readers make their read plans again only then. */
+  #lanesVersion = 0;
   readonly #leases: LeaseManager;
   readonly #readers: ResultReader[];
   /** One per shard, shard 0 first. */
@@ -44,7 +46,12 @@ export class ResequencerSender {
     this.#deps = deps;
     this.#log = deps.logger.child({ component: 'sender', senderId: deps.senderId });
     this.#recorders = deps.shards.all.map(
-      (keys) => new ProgressRecorder((steps) => advanceDelivered(deps.redis, keys, steps), this.#log),
+      (keys) =>
+        new ProgressRecorder(
+          (steps) => advanceDelivered(deps.redis, keys, steps),
+          this.#log,
+          () => writesLeftProcess(deps.redis),
+        ),
     );
     this.#leases = new LeaseManager({
       redis: deps.redis,
@@ -68,6 +75,7 @@ export class ResequencerSender {
           keys,
           batchSize: deps.config.sender.batchSize,
           logger: this.#log,
+          lanesVersion: () => this.#lanesVersion,
           lanes: () =>
             shards.count === 1
               ? this.#lanes
@@ -94,6 +102,7 @@ export class ResequencerSender {
     await Promise.all(this.#readers.map((reader) => reader.stop()));
     await Promise.all([...this.#lanes.values()].map((lane) => lane.stop('graceful')));
     this.#lanes.clear();
+    this.#lanesVersion++;
     await this.#leases.releaseAll();
   }
 
@@ -120,6 +129,7 @@ export class ResequencerSender {
       leaseValue,
     );
     this.#lanes.set(destination, lane);
+    this.#lanesVersion++;
     this.#deps.metrics.leasesAcquired.inc();
     // Fencing tokens count up from 1 per destination: above 1, another sender held it before.
     if (Number(leaseValue.slice(leaseValue.lastIndexOf('|') + 1)) > 1) this.#deps.metrics.leaseTakeovers.inc();
@@ -130,7 +140,10 @@ export class ResequencerSender {
     const lane = this.#lanes.get(destination);
     if (!lane) return;
     await lane.stop(mode);
-    if (this.#lanes.get(destination) === lane) this.#lanes.delete(destination);
+    if (this.#lanes.get(destination) === lane) {
+      this.#lanes.delete(destination);
+      this.#lanesVersion++;
+    }
     this.#deps.metrics.leasesHeld.set(this.#lanes.size);
   }
 

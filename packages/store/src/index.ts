@@ -14,6 +14,7 @@ export {
   connectRedis,
   isRedisReady,
   redisTarget,
+  writesLeftProcess,
   type CreateRedisOptions,
   type RedisTarget,
 } from './redis.js';

@@ -11,7 +11,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '@reseq/runtime';
 import { clusterOf, createClusterClient, masterConnections } from './cluster.js';
 import { RedisTooOldError } from './errors.js';
-import { setWaitPolicy, type WaitPolicy } from './replication.js';
+import { setWaitPolicy, waitPolicy, type WaitPolicy } from './replication.js';
 import { defineScripts, type ReseqRedis } from './scripts.js';
 
 /** Where the Redis holding reseq's state is, and how its writes are confirmed. */
@@ -172,4 +172,18 @@ export async function connectRedis(redis: Redis): Promise<{ version: string }> {
 /** Whether the connection can take commands now (for /readyz). */
 export function isRedisReady(redis: Redis): boolean {
   return redis.status === 'ready';
+}
+
+/**
+ * Whether every command sent so far on `redis` has left this process: the connection is a
+ * single server's, ready, its socket holds nothing back in this process (all of it is in the
+ * kernel's buffer, which the kernel still sends should the process be killed next), and its
+ * writes need no replica's confirmation (no wait policy). The resequencer-sender then starts its
+ * next delivery once the progress of the last one is sent, without waiting for the reply: a
+ * crash of the sender cannot take that progress back. False on a Cluster (its node connections
+ * are not tracked here) and wherever writes are confirmed by WAIT.
+ */
+export function writesLeftProcess(redis: Redis): boolean {
+  if (clusterOf(redis) || waitPolicy(redis)) return false;
+  return redis.status === 'ready' && redis.stream.writable && redis.stream.writableLength === 0;
 }

@@ -115,32 +115,68 @@ export async function loadLaneState(redis: Redis, keys: KeySchema, destination: 
   return { delivered, blockedAt: blocked === null ? undefined : Number(blocked), buffered };
 }
 
+/** What one read of a destination's result stream brought. */
+export interface ResultBatch {
+  entries: ResultEntry[];
+  /** The id of the last entry read, well-formed or not: where the next read starts. */
+  lastId: string;
+  /** Ids of entries that could not be decoded (deleted, never delivered). */
+  malformed: string[];
+}
+
+/**
+ * The result streams one blocking read covers, one per destination, in a fixed order. A sender
+ * reads them hundreds of times a second while its set of destinations rarely changes, so the
+ * key names and the lookup from a reply's stream key back to its destination are made once per
+ * set rather than once per read.
+ */
+export class ResultStreams {
+  readonly destinations: readonly string[];
+  /** XREAD's arguments up to the stream ids: COUNT and BLOCK are filled in per read. */
+  readonly #head: readonly (string | number)[];
+  readonly #destinationOf: ReadonlyMap<string, string>;
+
+  constructor(keys: KeySchema, destinations: readonly string[]) {
+    this.destinations = [...destinations];
+    const streams = this.destinations.map((d) => keys.results(d));
+    this.#head = ['COUNT', 0, 'BLOCK', 0, 'STREAMS', ...streams];
+    this.#destinationOf = new Map(streams.map((key, i) => [key, this.destinations[i]!]));
+  }
+
+  /** XREAD's arguments: `cursors` in the order of {@link destinations}. */
+  args(cursors: readonly string[], count: number, blockMs: number): (string | number)[] {
+    const args = [...this.#head, ...cursors];
+    args[1] = count;
+    args[3] = blockMs;
+    return args;
+  }
+
+  /** The destination a reply's stream key belongs to. */
+  destinationOf(streamKey: string): string | undefined {
+    return this.#destinationOf.get(streamKey);
+  }
+}
+
 /**
  * Reads new results of several destinations (blocking up to `blockMs`), from the given stream
- * positions. Use a connection reserved for blocking reads.
+ * positions (`cursors`, in the order of `streams.destinations`). Use a connection reserved for
+ * blocking reads. Destinations with nothing new are left out of the answer.
  */
 export async function readResults(
   blocking: Redis,
-  keys: KeySchema,
-  cursors: ReadonlyMap<string, string>,
+  streams: ResultStreams,
+  cursors: readonly string[],
   count: number,
   blockMs: number,
-): Promise<Map<string, { entries: ResultEntry[]; lastId: string; malformed: string[] }>> {
-  const destinations = [...cursors.keys()];
-  const out = new Map<string, { entries: ResultEntry[]; lastId: string; malformed: string[] }>();
-  if (destinations.length === 0) return out;
-  const reply = await blocking.xread(
-    'COUNT',
-    count,
-    'BLOCK',
-    blockMs,
-    'STREAMS',
-    ...destinations.map((d) => keys.results(d)),
-    ...cursors.values(),
-  );
-  const byKey = new Map(destinations.map((d) => [keys.results(d), d]));
+): Promise<Map<string, ResultBatch>> {
+  const out = new Map<string, ResultBatch>();
+  if (streams.destinations.length === 0) return out;
+  if (cursors.length !== streams.destinations.length)
+    throw new Error(`readResults: ${cursors.length} cursors for ${streams.destinations.length} streams`);
+  const reply = (await blocking.call('XREAD', streams.args(cursors, count, blockMs))) as
+    [key: string, entries: [id: string, fields: string[]][]][] | null;
   for (const [key, raw] of reply ?? []) {
-    const destination = byKey.get(key);
+    const destination = streams.destinationOf(key);
     if (!destination || raw.length === 0) continue;
     const entries: ResultEntry[] = [];
     const malformed: string[] = [];
