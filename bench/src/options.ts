@@ -21,7 +21,16 @@ export interface BenchOptions {
   topology: RedisTopology;
 }
 
-export const SYSTEM_IDS = ['reseq', 'reseq+hedge', 'reseq+batch', 'sequential', 'bullmq', 'groupmq', 'limit'];
+export const SYSTEM_IDS = [
+  'reseq',
+  'reseq+hedge',
+  'reseq+batch',
+  'reseq+ahead',
+  'sequential',
+  'bullmq',
+  'groupmq',
+  'limit',
+];
 
 export function usage(): string {
   return [

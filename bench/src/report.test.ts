@@ -79,6 +79,25 @@ describe('the targets', () => {
     expect(checks[4]!.measured).toBe('ratio 0.70');
     expect(checks[5]!.measured).toBe('not run');
   });
+
+  it('add the load target for reseq+ahead when it ran, and count its order violations against it', () => {
+    const overheadMs = { count: 1, p50: 1, p99: 15, max: 30 };
+    const ahead = (orderViolations: number) =>
+      checkTargets([result('load', '', 'reseq+ahead', { orderViolations, overheadMs })]).find((c) =>
+        c.target.includes('recordAhead'),
+      );
+    expect(ahead(0)).toMatchObject({ measured: '15.0 ms', met: true });
+    expect(ahead(3)?.met).toBe(false);
+    expect(checkTargets([]).some((c) => c.target.includes('recordAhead'))).toBe(false);
+  });
+});
+
+describe('the load scenario', () => {
+  it('runs reseq with and without sender.recordAhead next to the baselines', () => {
+    const systems = scenarioRuns('load', true).map((run) => run.system);
+    expect(systems.map((s) => s.id)).toEqual(['reseq', 'reseq+ahead', 'sequential', 'bullmq', 'groupmq', 'limit']);
+    expect(systems.filter((s) => s.recordAhead).map((s) => s.id)).toEqual(['reseq+ahead']);
+  });
 });
 
 describe('the seed plot', () => {

@@ -135,6 +135,14 @@ export function checkTargets(results: readonly RunResult[]): TargetCheck[] {
     met: load ? load.trace!.overheadMs.p99 <= 20 : undefined,
   });
 
+  const ahead = find('load', '', 'reseq+ahead');
+  if (ahead)
+    checks.push({
+      target: 'load, with sender.recordAhead: p99 overhead over the ideal ordered latency ≤ 20 ms',
+      measured: formatDuration(ahead.trace!.overheadMs.p99),
+      met: ahead.trace!.overheadMs.p99 <= 20 && ahead.trace!.orderViolations === 0,
+    });
+
   const ceiling = find('ceiling', 'tcp, 64 dest', 'reseq');
   checks.push({
     target: 'ceiling: ≥ 20,000 msg/s end to end over TCP with 64 destinations',

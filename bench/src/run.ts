@@ -55,7 +55,11 @@ export async function runOne(spec: RunSpec, log: (line: string) => void, tracePa
   const base = { scenario: spec.scenario, variant: spec.variant, system: spec.system.id, spec: specOut };
   const feature = featureOf(spec);
   if (feature && !supports(feature)) {
-    const option = feature === 'hedge' ? 'worker.hedgeAfterMs' : 'destination batch.maxMessages';
+    const option = {
+      hedge: 'worker.hedgeAfterMs',
+      batch: 'destination batch.maxMessages',
+      ahead: 'sender.recordAhead',
+    }[feature];
     return { ...base, skipped: `this build's config does not accept ${option} yet` };
   }
   const dir = await mkdtemp(join(tmpdir(), 'reseq-bench-run-'));

@@ -14,7 +14,7 @@ export type SystemKind = 'reseq' | 'sequential' | 'bullmq' | 'groupmq' | 'limit'
 
 /** One system under test, as configured for a run. */
 export interface SystemSpec {
-  /** Name in the results: `reseq`, `reseq+hedge`, `reseq+batch`, `sequential`, `bullmq`, `groupmq`, `limit`. */
+  /** Name in the results: `reseq`, `reseq+hedge`, `reseq+batch`, `reseq+ahead`, `sequential`, `bullmq`, `groupmq`, `limit`. */
   id: string;
   kind: SystemKind;
   /** Worker processes (reseq's transform-workers; BullMQ's and groupmq's worker programs). */
@@ -25,6 +25,8 @@ export interface SystemSpec {
   hedgeAfterMs?: number;
   /** reseq: `batch.maxMessages` on every HTTP destination (a feature that may not exist yet). */
   httpBatch?: number;
+  /** reseq: `sender.recordAhead` in the config file (a feature that may not exist yet). */
+  recordAhead?: boolean;
   /** reseq: shards and cluster masters (`--shards`, `--cluster-masters`); one shard on one redis-server when absent. */
   topology?: RedisTopology;
 }
@@ -90,7 +92,8 @@ export function scenarioRuns(name: ScenarioName, quick: boolean): RunSpec[] {
     }
     case 'load': {
       const concurrency = 1000;
-      return baselinesAnd([reseq(1, concurrency)], concurrency, 50, true).map((system) => ({
+      const systems = [reseq(1, concurrency), { ...reseq(1, concurrency), id: 'reseq+ahead', recordAhead: true }];
+      return baselinesAnd(systems, concurrency, 50, true).map((system) => ({
         scenario: name,
         variant: '',
         system,

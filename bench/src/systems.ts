@@ -33,14 +33,16 @@ export interface SystemContext {
 }
 
 /** Optional reseq features this build may not have yet. */
-export type Feature = 'hedge' | 'batch';
+export type Feature = 'hedge' | 'batch' | 'ahead';
 
 /** Whether this build's config schema accepts a feature's option (so a run can use it). */
 export function supports(feature: Feature): boolean {
   const file =
     feature === 'hedge'
       ? { worker: { hedgeAfterMs: 500 } }
-      : { destinations: { d: { type: 'http', url: 'http://127.0.0.1:1/', batch: { maxMessages: 2 } } } };
+      : feature === 'ahead'
+        ? { sender: { recordAhead: true } }
+        : { destinations: { d: { type: 'http', url: 'http://127.0.0.1:1/', batch: { maxMessages: 2 } } } };
   try {
     parseConfig({}, file);
     return true;
@@ -53,6 +55,7 @@ export function supports(feature: Feature): boolean {
 export function featureOf(spec: RunSpec): Feature | undefined {
   if (spec.system.hedgeAfterMs !== undefined) return 'hedge';
   if (spec.system.httpBatch !== undefined) return 'batch';
+  if (spec.system.recordAhead) return 'ahead';
   return undefined;
 }
 
@@ -68,6 +71,7 @@ export function configFileOf(spec: RunSpec, targets: readonly Record<string, unk
   );
   const file: Record<string, unknown> = { destinations };
   if (spec.system.hedgeAfterMs !== undefined) file.worker = { hedgeAfterMs: spec.system.hedgeAfterMs };
+  if (spec.system.recordAhead) file.sender = { recordAhead: true };
   return file;
 }
 

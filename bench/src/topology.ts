@@ -93,7 +93,7 @@ export function topologyEnv(topology: RedisTopology, clusterSeeds: string | unde
 }
 
 /**
- * Gives every reseq run (reseq, reseq+hedge, reseq+batch) the topology; the baselines' runs stay
+ * Gives every reseq run (reseq, reseq+hedge, reseq+batch, reseq+ahead) the topology; the baselines' runs stay
  * as they are, on one redis-server.
  */
 export function applyTopology<T extends { system: { kind: string; topology?: RedisTopology } }>(

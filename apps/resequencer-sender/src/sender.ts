@@ -50,7 +50,7 @@ export class ResequencerSender {
         new ProgressRecorder(
           (steps) => advanceDelivered(deps.redis, keys, steps),
           this.#log,
-          () => writesLeftProcess(deps.redis),
+          () => deps.config.sender.recordAhead && writesLeftProcess(deps.redis),
         ),
     );
     this.#leases = new LeaseManager({

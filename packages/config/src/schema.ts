@@ -390,6 +390,13 @@ export const fileSchema = z
          * `MAXLEN ~`, so a few more may stay); 0 keeps none and switches replay off.
          */
         historyLength: z.number().int().min(0).max(10_000_000).default(1000),
+        /**
+         * Send a destination's next message once the last one's progress is written to Redis,
+         * without waiting for the reply (single Redis, no RESEQ_WAIT_REPLICAS): one Redis round
+         * trip less per message of a run. Off: the reply comes first, and a receiver never sees a
+         * lower sequence after a higher one but for an immediate repeat (guarantees.md).
+         */
+        recordAhead: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

@@ -71,3 +71,16 @@ describe('batch delivery (an HTTP destination’s batch)', () => {
     expect(problems({ destinations: { audit: postgres } }).join('\n')).toMatch(/destinations\.audit/);
   });
 });
+
+describe('sender.recordAhead (progress on its way)', () => {
+  it('is off unless set to true', () => {
+    expect(parseConfig({}, {}).sender.recordAhead).toBe(false);
+    expect(parseConfig({}, { sender: { recordAhead: true } }).sender.recordAhead).toBe(true);
+  });
+
+  it('refuses anything but a boolean, naming the field', () => {
+    for (const bad of ['true', 1, null]) {
+      expect(problems({ sender: { recordAhead: bad } }).join('\n'), String(bad)).toMatch(/sender\.recordAhead/);
+    }
+  });
+});
