@@ -31,6 +31,10 @@
 
   Returns   an array of G integers: 1 recorded, 0 already recorded,
             -1 fenced (the lease is not the caller's), -2 out of turn (from is not delivered + 1)
+
+  A hash whose last field this script deletes is gone, and no command touches it after that:
+  while a Redis Cluster moves the slot away (MIGRATING), the node refuses a command on a key it
+  does not have, and the script would stop half way, its earlier writes kept.
 ]]
 local SEP = '\31'
 local groups = tonumber(ARGV[1])
@@ -42,6 +46,21 @@ local skippedKeys = 3 + 2 * groups
 local skipFlags = 2 + 4 * groups
 local historyKeys = skippedKeys + groups
 local historyLengths = skipFlags + groups
+
+-- Fields left in the hashes this script deletes from, counted on first use: none left, the hash
+-- is gone and not touched again (see the header).
+local fieldsLeft = {}
+local function left(key)
+  if fieldsLeft[key] == nil then fieldsLeft[key] = redis.call('HLEN', key) end
+  return fieldsLeft[key]
+end
+local function hashGet(key, field)
+  if left(key) == 0 then return false end
+  return redis.call('HGET', key, field)
+end
+local function hashDelete(key, field)
+  if left(key) > 0 then fieldsLeft[key] = fieldsLeft[key] - redis.call('HDEL', key, field) end
+end
 
 -- Appends a settled value (an encoded reorder-buffer entry) to the history stream.
 local function remember(history, length, seq, encoded)
@@ -78,14 +97,14 @@ for g = 1, groups do
       local historyLength = tonumber(ARGV[historyLengths + g - 1])
       for seq = from, to do
         if historyLength > 0 then
-          local encoded = redis.call('HGET', buffer, seq)
+          local encoded = hashGet(buffer, seq)
           if encoded then remember(KEYS[historyKeys + g - 1], historyLength, seq, encoded) end
         end
-        redis.call('HDEL', buffer, seq)
+        hashDelete(buffer, seq)
       end
-      local blockedAt = tonumber(redis.call('HGET', KEYS[2], dest) or '0')
+      local blockedAt = tonumber(hashGet(KEYS[2], dest) or '0')
       if blockedAt > 0 and blockedAt <= to then
-        redis.call('HDEL', KEYS[2], dest)
+        hashDelete(KEYS[2], dest)
       end
       out[g] = 1
     end

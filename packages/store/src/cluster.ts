@@ -7,11 +7,18 @@
  * The stores are typed against `Redis`; a `Cluster` has every command they use with the same
  * signature (both are ioredis `Commander`s), so `createRedis` hands it out under that type. What
  * differs, and is handled here and in replication.ts: a Cluster emits `close` only when it
- * closes whole (its node connections close one by one), and a command without a key (INFO, PING,
- * WAIT) goes to a random master unless it rides in a pipeline whose keys name a slot.
+ * closes whole (its node connections close one by one), a command without a key (INFO, PING,
+ * WAIT) goes to a random master unless it rides in a pipeline whose keys name a slot, and
+ * ioredis sends a redirected pipeline again only where the rest of it only read.
+ *
+ * Resharding (a slot moved to another master while the apps run): ioredis follows ASK (ASKING,
+ * then the command, on the target), TRYAGAIN (the command again after `retryDelayOnTryAgain`) and
+ * MOVED for single commands and scripts, replication.ts for confirmed steps, and the server
+ * refuses a transaction whose keys are split between the two nodes (TRYAGAIN), so reads of
+ * several keys go in transactions. One promise of ioredis's ASK handling gets a handler here.
  */
 import { urlDatabase, type HostPort } from '@reseq/config';
-import { Cluster, type ClusterOptions, type Redis } from 'ioredis';
+import { Cluster, type Callback, type ClusterOptions, type Redis } from 'ioredis';
 
 /** The Cluster client `redis` really is (createRedis hands it out typed as Redis), or undefined. */
 export function clusterOf(redis: Redis | Cluster): Cluster | undefined {
@@ -83,8 +90,28 @@ export function createClusterClient(options: ClusterClientOptions): Cluster {
       // Cluster finds the slot's master again and re-sends or fails the command, as set above.
     },
   };
-  return new Cluster(
+  const cluster = new Cluster(
     options.nodes.map(({ host, port }) => ({ host, port })),
     clusterOptions,
   );
+  cluster.on('+node', handleAskingRejections);
+  return cluster;
+}
+
+/**
+ * ioredis follows an ASK by sending ASKING, then the command, to the target, and drops the
+ * promise of the ASKING (cluster/index.js, `tryConnection`). Where the target is a master that
+ * holds no slot yet (resharding onto a master just added), the next reload of the slot map closes
+ * the connection ioredis opened to it ("does not hold any slot"), an ASKING still waiting for its
+ * reply rejects unhandled, and the app exits. Every node connection's ASKING gets a handler here;
+ * the command after it fails with the closed connection and is sent again as usual.
+ */
+function handleAskingRejections(node: Redis): void {
+  const asking = node.asking.bind(node);
+  // Rest arguments: an explicit `undefined` callback would go out as an argument of ASKING.
+  node.asking = (...args: [callback?: Callback<'OK'>]) => {
+    const reply = asking(...args);
+    reply.catch(() => undefined);
+    return reply;
+  };
 }

@@ -104,10 +104,16 @@ export interface LaneControl {
   replay: ReplayRequest | undefined;
 }
 
-/** Reads a destination's pause marker and pending replay request, in one round trip. */
+/**
+ * Reads a destination's pause marker and pending replay request, in one round trip. A
+ * transaction, not a pipeline: while a Redis Cluster moves the slot, the two keys may be on
+ * different nodes, and ioredis would send a pipeline that met ASK for one of them again to the
+ * target, reading there the other one too (missing: "not paused"); the server refuses such a
+ * transaction (TRYAGAIN) instead.
+ */
 export async function readLaneControl(redis: Redis, keys: KeySchema, destination: string): Promise<LaneControl> {
-  const reply = await redis.pipeline().hexists(keys.paused, destination).hgetall(keys.replay(destination)).exec();
-  if (!reply) throw new Error('pipeline aborted');
+  const reply = await redis.multi().hexists(keys.paused, destination).hgetall(keys.replay(destination)).exec();
+  if (!reply) throw new Error('transaction aborted');
   for (const [err] of reply) if (err) throw err;
   return {
     paused: reply[0]![1] === 1,

@@ -18,7 +18,7 @@ export {
   type CreateRedisOptions,
   type RedisTarget,
 } from './redis.js';
-export { execConfirmed, waitPolicy, type ConfirmedReplies, type WaitPolicy } from './replication.js';
+export { execConfirmed, waitPolicy, type ConfirmedReplies, type StepCommand, type WaitPolicy } from './replication.js';
 export { SCRIPT_VERSION, SCRIPT_NAMES, commandName, type ReseqRedis, type ScriptName } from './scripts.js';
 export * from './codec.js';
 export * from './errors.js';

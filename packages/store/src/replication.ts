@@ -9,10 +9,16 @@
  * On a Redis Cluster, WAIT has no key, but a Cluster client sends a whole pipeline to the master
  * of the slot its keys name (ioredis refuses a pipeline whose keys span masters), keyless
  * commands included: the mark shares the step's hash tag, so WAIT reaches the master that took
- * the step's writes, on the same connection, as WAIT requires.
+ * the step's writes, on the same connection, as WAIT requires. ioredis does not follow a
+ * redirection of such a pipeline (WAIT ran, on the node that refused the writes), so
+ * {@link execConfirmed} does, for a step that ran nowhere: after MOVED (the slot has a new
+ * master) through the reloaded slot map; after ASK (the slot is being moved and the step's keys
+ * already are on the target) on the target's connection, with ASKING before each keyed command;
+ * after TRYAGAIN (its keys are split between the two nodes, or some exist on neither) again
+ * after a pause.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { clusterOf } from './cluster.js';
 import { ReplicasUnavailableError } from './errors.js';
 import { queueScriptSource, runScript, type ReseqRedis, type ScriptName } from './scripts.js';
@@ -33,13 +39,70 @@ interface Tracked {
 
 const tracked = new WeakMap<Redis, Tracked>();
 
-/** How often a step refused whole with MOVED/ASK is sent again on a Cluster, and the pause before each. */
-const REDIRECTED_RETRIES = 3;
-const REDIRECTED_RETRY_MS = 100;
+/** How often a step refused whole with MOVED is sent again on a Cluster, and the pause before each. */
+const MOVED_RETRIES = 3;
+const MOVED_RETRY_MS = 100;
+/**
+ * The pause before a step refused with TRYAGAIN is sent again, where the Cluster client sets none
+ * (`retryDelayOnTryAgain`), and how many ASK and TRYAGAIN refusals it takes in all (where it sets
+ * no `maxRedirections`): as many as a single command meets before ioredis gives up.
+ */
+const TRYAGAIN_RETRY_MS = 100;
+const MAX_REDIRECTIONS = 16;
 
-/** Whether every reply is a MOVED or ASK redirection (so none of the commands ran). */
-function redirected(results: readonly [Error | null, unknown][]): boolean {
-  return results.every(([err]) => err instanceof Error && /^(?:MOVED|ASK) /.test(err.message));
+/** One reply of a pipeline. */
+type Reply = [error: Error | null, result: unknown];
+
+/** How a Cluster refused a step that ran nowhere. */
+type Refusal =
+  /** The slot has another master: every keyed command, the mark included, was refused. */
+  | { kind: 'moved' }
+  /** The slot is being moved and every key of the step, the mark's included, is on the target now. */
+  | { kind: 'ask'; address: string }
+  /** Anything else that ran nothing: TRYAGAIN, or an ASK while the mark is still on the source. */
+  | { kind: 'tryagain' };
+
+const REFUSAL = /^(MOVED|ASK|TRYAGAIN)(?: \d+ (\S+))?/;
+
+/**
+ * How the step was refused, or undefined where any of its own commands ran (or failed for
+ * another reason). ASK is followed only where the mark was refused with it too: written on the
+ * target while the source still has it, the mark would exist twice and its MIGRATE would fail.
+ */
+function refusalOf(own: readonly Reply[], mark: Reply): Refusal | undefined {
+  const refusals = own.map(([err]) => (err ? REFUSAL.exec(err.message) : null));
+  if (refusals.length === 0 || refusals.some((r) => r === null)) return undefined;
+  const markRefusal = mark[0] ? REFUSAL.exec(mark[0].message) : null;
+  const all = [...refusals, markRefusal];
+  if (all.every((r) => r?.[1] === 'MOVED')) return { kind: 'moved' };
+  const address = refusals[0]![2];
+  if (address && all.every((r) => r?.[1] === 'ASK' && r[2] === address)) return { kind: 'ask', address };
+  return { kind: 'tryagain' };
+}
+
+/**
+ * ioredis's pool of node connections. Not public API, but what ioredis's own ASK handling uses to
+ * reach a target that serves no slot yet (a master just added), which the slot map does not list.
+ */
+interface NodePool {
+  findOrCreate(node: { host: string; port: number }): Redis;
+}
+
+/**
+ * The Cluster's connection to the master at `address` (`host:port`, as ASK names it), opened
+ * where the client has none yet; undefined where it cannot be had.
+ */
+function nodeAt(cluster: Cluster, address: string): Redis | undefined {
+  const known = cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === address);
+  if (known) return known;
+  const pool = (cluster as unknown as { connectionPool?: Partial<NodePool> }).connectionPool;
+  const colon = address.lastIndexOf(':');
+  if (typeof pool?.findOrCreate !== 'function' || colon < 0) return undefined;
+  return pool.findOrCreate({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)) });
+}
+
+function refreshSlots(cluster: Cluster): Promise<void> {
+  return new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
 }
 
 /** Makes confirmed steps on `redis` wait for `policy.replicas` replicas (none when 0). */
@@ -65,6 +128,25 @@ export function waitPolicy(redis: Redis): WaitPolicy | undefined {
   return tracked.get(redis)?.policy;
 }
 
+/** Queues one command of a confirmed step on a pipeline (see {@link execConfirmed}). */
+export type StepCommand = (pipeline: ChainableCommander) => void;
+
+/**
+ * Queues `commands` on `pipeline`, each after an ASKING where `asking` (ASKING covers the next
+ * command only); returns the positions of their replies.
+ */
+function queueStep(pipeline: ChainableCommander, commands: readonly StepCommand[], asking: boolean): number[] {
+  const positions: number[] = [];
+  for (const add of commands) {
+    if (asking) pipeline.asking();
+    const position = pipeline.length;
+    add(pipeline);
+    if (pipeline.length !== position + 1) throw new Error('a step command must queue exactly one command');
+    positions.push(position);
+  }
+  return positions;
+}
+
 /** What a confirmed step answered. */
 export interface ConfirmedReplies {
   /** The replies of the step's own commands, in order. */
@@ -74,50 +156,70 @@ export interface ConfirmedReplies {
 }
 
 /**
- * Runs the commands `queue` adds, then `SET <markKey>` and `WAIT`, in one round trip. The step
+ * Runs the step's `commands`, then `SET <markKey>` and `WAIT`, in one round trip. The step
  * is unconfirmed when fewer replicas than the policy's answered in time, when WAIT failed (the
  * server is a replica now), or when the connection closed meanwhile: ioredis may then have sent
  * the rest to another server, after a failover.
  *
- * On a Cluster, a step whose every write was refused with MOVED or ASK (the slot moved: a master
- * failed over) ran nowhere; ioredis does not follow the redirection itself because WAIT, which
- * has no key, ran on the node that refused them. The step is sent again, up to
- * {@link REDIRECTED_RETRIES} times, once the client has reloaded the slot map.
+ * On a Cluster, a step refused whole ran nowhere (ioredis does not follow the refusal itself:
+ * WAIT, which has no key, ran on the node that refused the rest), and is sent again:
+ * - MOVED for every write (a master failed over, or a slot migration ended): once the client has
+ *   reloaded the slot map, up to {@link MOVED_RETRIES} times;
+ * - ASK for every write (a slot migration moved the step's keys already): to the target, each
+ *   keyed command after an ASKING (which covers the next command only), and WAIT there;
+ * - TRYAGAIN (a slot migration has moved some of the step's keys, or a key it names exists on
+ *   neither node) or an ASK for some writes only: after `retryDelayOnTryAgain`, by the slot map.
+ * ASK and TRYAGAIN count as redirections, up to the client's `maxRedirections` in all.
+ * @param commands each queues one command of the step, on the step's slot.
  * @throws the first error of the step's own commands, as a single call would.
  */
 export async function execConfirmed(
   redis: Redis,
   markKey: string,
-  queue: (pipeline: ChainableCommander) => void,
+  commands: readonly StepCommand[],
 ): Promise<ConfirmedReplies> {
   const state = tracked.get(redis);
   if (!state) throw new Error('execConfirmed on a connection without a wait policy');
   const { replicas, timeoutMs } = state.policy;
   const closesBefore = state.closes;
-  let own = 0;
-  const send = async (): Promise<[error: Error | null, result: unknown][]> => {
-    const pipeline = redis.pipeline();
-    queue(pipeline);
-    own = pipeline.length;
-    pipeline.set(markKey, '1').wait(replicas, timeoutMs);
+  const own = commands.length;
+  /** Sends the step by the slot map, or to `node` with ASKING; the replies of its commands, the mark and WAIT. */
+  const send = async (node?: Redis): Promise<Reply[]> => {
+    const pipeline = (node ?? redis).pipeline();
+    const positions = queueStep(pipeline, [...commands, (p) => p.set(markKey, '1')], node !== undefined);
+    positions.push(pipeline.length);
+    pipeline.wait(replicas, timeoutMs);
     const results = await pipeline.exec();
     if (!results) throw new Error('pipeline aborted');
-    return results;
+    return positions.map((i) => results[i] ?? [new Error('no reply'), null]);
   };
   let results = await send();
   const cluster = clusterOf(redis);
-  for (let retry = 1; cluster && retry <= REDIRECTED_RETRIES && redirected(results.slice(0, own + 1)); retry++) {
-    await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
-    await sleep(REDIRECTED_RETRY_MS * retry);
-    results = await send();
+  let moved = 0;
+  let redirections = 0;
+  const maxRedirections = cluster?.options.maxRedirections ?? MAX_REDIRECTIONS;
+  for (;;) {
+    const refusal = cluster && refusalOf(results.slice(0, own), results[own]!);
+    if (!refusal) break;
+    let target: Redis | undefined;
+    if (refusal.kind === 'moved') {
+      if (++moved > MOVED_RETRIES) break;
+      await refreshSlots(cluster);
+      await sleep(MOVED_RETRY_MS * moved);
+    } else {
+      if (++redirections >= maxRedirections) break;
+      target = refusal.kind === 'ask' ? nodeAt(cluster, refusal.address) : undefined;
+      if (!target) await sleep(cluster.options.retryDelayOnTryAgain || TRYAGAIN_RETRY_MS);
+    }
+    results = await send(target);
   }
   const replies: unknown[] = [];
   for (const [err, reply] of results.slice(0, own)) {
     if (err) throw err;
     replies.push(reply);
   }
-  const [markError] = results[own] ?? [new Error('no reply to the wait mark')];
-  const [waitError, waitReply] = results[own + 1] ?? [new Error('no reply to WAIT')];
+  const [markError] = results[own]!;
+  const [waitError, waitReply] = results[own + 1]!;
   const reconnected = state.closes !== closesBefore;
   const confirmed = markError || waitError || reconnected ? 0 : Number(waitReply);
   const unconfirmed =
@@ -144,9 +246,9 @@ export async function runScriptConfirmed(
   args: readonly (string | number)[],
 ): Promise<{ reply: unknown; unconfirmed: ReplicasUnavailableError | undefined }> {
   if (!tracked.has(redis)) return { reply: await runScript(redis, name, keys, args), unconfirmed: undefined };
-  const { replies, unconfirmed } = await execConfirmed(redis, markKey, (pipeline) => {
-    queueScriptSource(pipeline, name, keys, args);
-  });
+  const { replies, unconfirmed } = await execConfirmed(redis, markKey, [
+    (pipeline) => queueScriptSource(pipeline, name, keys, args),
+  ]);
   return { reply: replies[0], unconfirmed };
 }
 

@@ -11,11 +11,15 @@ import { Shards } from './shards.js';
 /** The field of `{<prefix>}:meta` that records the shard count. */
 const SHARDS_FIELD = 'shards';
 
-/** Whether any shard of `layout` holds pipeline state: sequences, positions, dead letters or input entries. */
+/**
+ * Whether any shard of `layout` holds pipeline state: sequences, positions, dead letters or input
+ * entries. A transaction, as readLaneControl's: while a Cluster moves a slot, a pipeline of reads
+ * on several keys could be answered by the node that does not have some of them.
+ */
 async function holdsState(redis: Redis, layout: Shards): Promise<boolean> {
   for (const keys of layout.all) {
     const replies = await redis
-      .pipeline()
+      .multi()
       .exists(keys.sequences, keys.delivered, keys.deadLetters)
       .xlen(keys.input)
       .exec();

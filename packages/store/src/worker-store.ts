@@ -47,6 +47,10 @@ function splitEntries(raw: StreamEntries): ReadResult {
  * Reads entries for this consumer: `>` for new ones (blocking up to `blockMs`), or an entry id
  * (`0` to start) to page through the ones already delivered to it, i.e. its own pending
  * entries after a restart. Use a connection reserved for blocking reads.
+ *
+ * A blocked read (`>`) whose stream is deleted meanwhile ends with `UNBLOCKED`, an empty read
+ * here: on a Redis Cluster, MIGRATE moving the stream to another node (resharding) does that,
+ * and the next read finds the stream there (ASK, then MOVED). Nothing was read.
  */
 export async function readInput(
   blocking: Redis,
@@ -56,7 +60,26 @@ export async function readInput(
   count: number,
   blockMs: number,
 ): Promise<ReadResult & { lastId: string | undefined }> {
-  const reply = (
+  const reply = await readGroup(blocking, keys, consumer, from, count, blockMs).catch((err: unknown) => {
+    if (from === '>' && err instanceof Error && err.message.startsWith('UNBLOCKED')) return null;
+    throw err;
+  });
+  const raw = reply?.[0]?.[1] ?? [];
+  // Pending entries deleted from the stream meanwhile come back with nil fields.
+  const result = splitEntries(raw);
+  return { ...result, lastId: raw[raw.length - 1]?.[0] };
+}
+
+/** One XREADGROUP of {@link readInput}. */
+async function readGroup(
+  blocking: Redis,
+  keys: KeySchema,
+  consumer: string,
+  from: string,
+  count: number,
+  blockMs: number,
+): Promise<[string, StreamEntries][] | null> {
+  return (
     from === '>'
       ? await blocking.xreadgroup(
           'GROUP',
@@ -72,10 +95,6 @@ export async function readInput(
         )
       : await blocking.xreadgroup('GROUP', WORKER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.input, from)
   ) as [string, StreamEntries][] | null;
-  const raw = reply?.[0]?.[1] ?? [];
-  // Pending entries deleted from the stream meanwhile come back with nil fields.
-  const result = splitEntries(raw);
-  return { ...result, lastId: raw[raw.length - 1]?.[0] };
 }
 
 /** What one XAUTOCLAIM step took over. */
