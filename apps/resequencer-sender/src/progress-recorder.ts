@@ -1,6 +1,7 @@
 /**
- * Collects the progress steps that lanes record in the same event-loop turn and sends them as
- * one fenced `advance` script call, so many destinations cost one round trip. Where writes are
+ * Collects the progress steps that lanes record while a call is out (or at the same moment) and
+ * sends them as one fenced `advance` script call, so many destinations cost one round trip; a
+ * step recorded while no call is out goes at once. Where writes are
  * confirmed on replicas (RESEQ_WAIT_REPLICAS), a step resolves only once confirmed.
  *
  * A lane may also record a step without waiting for its reply ({@link ProgressRecorder.send}):
@@ -50,17 +51,24 @@ export class ProgressRecorder {
     private readonly logger?: Logger,
     writesLeft: () => boolean = () => false,
   ) {
-    this.#batcher = new MicroBatcher(async (queued: Queued[]) => {
-      let writing: Promise<AdvanceOutcome[]> | undefined;
-      try {
-        writing = write(queued.map((q) => q.step));
-      } finally {
-        const left = writing !== undefined && writesLeft();
-        for (const q of queued) q.onSent?.(left);
-      }
-      const outcomes = await writing;
-      return queued.map((_, i) => outcomes[i] ?? 'out-of-turn');
-    });
+    // Eager: a lane waits for its step before its next delivery, so a step goes out at once
+    // rather than at the end of the event-loop turn; steps of lanes that come meanwhile go
+    // together once it is answered.
+    this.#batcher = new MicroBatcher(
+      async (queued: Queued[]) => {
+        let writing: Promise<AdvanceOutcome[]> | undefined;
+        try {
+          writing = write(queued.map((q) => q.step));
+        } finally {
+          const left = writing !== undefined && writesLeft();
+          for (const q of queued) q.onSent?.(left);
+        }
+        const outcomes = await writing;
+        return queued.map((_, i) => outcomes[i] ?? 'out-of-turn');
+      },
+      undefined,
+      { eager: true },
+    );
   }
 
   /**

@@ -54,4 +54,62 @@ describe('MicroBatcher', () => {
     await batcher.drain();
     expect(written).toBe(2);
   });
+
+  describe('eager', () => {
+    /** A batcher whose writes wait until `release()`; records the batches and when each went out. */
+    function held() {
+      const batches: string[][] = [];
+      const pending: (() => void)[] = [];
+      const batcher = new MicroBatcher<Request, string>(
+        (requests) => {
+          batches.push(requests.map((r) => r.id));
+          return new Promise((resolve) => pending.push(() => resolve(requests.map((r) => r.id))));
+        },
+        undefined,
+        { eager: true },
+      );
+      const release = (): void => pending.shift()?.();
+      return { batcher, batches, release };
+    }
+
+    it('writes an item submitted while nothing is out before the turn ends', async () => {
+      const { batcher, batches, release } = held();
+      void batcher.submit(request('a'));
+      await Promise.resolve();
+      // Before any setImmediate could have run.
+      expect(batches).toEqual([['a']]);
+      release();
+    });
+
+    it('keeps one call out at a time: what comes meanwhile goes out together once it settles', async () => {
+      const { batcher, batches, release } = held();
+      const a = batcher.submit(request('a'));
+      await Promise.resolve();
+      const rest = ['b', 'c', 'd'].map((id) => batcher.submit(request(id)));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(batches).toEqual([['a']]);
+      release();
+      expect(await a).toBe('a');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(batches).toEqual([['a'], ['b', 'c', 'd']]);
+      release();
+      expect(await Promise.all(rest)).toEqual(['b', 'c', 'd']);
+    });
+
+    it('goes on after a failed call, and drain waits for the last one', async () => {
+      let call = 0;
+      const batcher = new MicroBatcher<Request, string>(
+        (requests) =>
+          call++ === 0 ? Promise.reject(new Error('redis down')) : Promise.resolve(requests.map((r) => r.id)),
+        undefined,
+        { eager: true },
+      );
+      const first = batcher.submit(request('a'));
+      await Promise.resolve();
+      const second = batcher.submit(request('b'));
+      await expect(first).rejects.toThrow('redis down');
+      await batcher.drain();
+      expect(await second).toBe('b');
+    });
+  });
 });
