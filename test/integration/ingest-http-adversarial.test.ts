@@ -336,9 +336,20 @@ describe('HTTP ingest under bad input', () => {
     const shell = json({ destination: 'a', payload: '', id: freshId('limit') });
     const sized = (bytes: number): string =>
       shell.replace('"payload":""', `"payload":"${'x'.repeat(bytes - shell.length)}"`);
+    // Over a raw socket: ingest answers as soon as the declared length is over the limit and
+    // closes the connection, so a client still writing the body may meet a reset (fetch then
+    // fails with EPIPE, one run in many) before it reads the answer that is on the wire.
+    const tooLarge = async (body: string): Promise<void> => {
+      const { response } = await rawExchange(
+        base,
+        request(['Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`], body),
+      );
+      expectCodedWire(response, [413]);
+      expect((JSON.parse(response!.body) as { code: string }).code).toBe('INGEST_PAYLOAD_TOO_LARGE');
+    };
     await unchanged(async () => {
-      expectCoded(await send(sized(LIMIT + 1)), 413, ['INGEST_PAYLOAD_TOO_LARGE']);
-      expectCoded(await send(sized(4 * LIMIT)), 413, ['INGEST_PAYLOAD_TOO_LARGE']);
+      await tooLarge(sized(LIMIT + 1));
+      await tooLarge(sized(4 * LIMIT));
       // Declared too large and never sent: answered at once, from the header alone.
       const declared = await rawExchange(base, request(['Content-Length: 100000000'], '{"destination":"a"'));
       expectCodedWire(declared.response, [413]);
