@@ -4,12 +4,14 @@
  * buffers them, and settles sequences strictly in order: deliver (retrying 5xx and timeouts
  * with backoff), skip a dropped one, or stop at a dead letter (policy `block`). Progress is
  * recorded, fenced by the lease, only after the destination answered 2xx. Where the delivery
- * has a window (TCP), several sends are in flight at once, still settled and recorded in order.
+ * has a window (TCP), several sends are in flight at once, still settled and recorded in order
+ * (window-step.ts); an HTTP destination with batch delivery gets the ready ones in one request
+ * (batch-step.ts).
  * An operator's replay request (`reseq replay`) is run here too, between two sequences
  * (replay-runner.ts), and each delivered value is kept in the destination's history.
  */
 import type { DestinationConfig } from '@reseq/config';
-import type { Delivery, DeliveryOutcome } from '@reseq/delivery';
+import type { Delivery } from '@reseq/delivery';
 import { ReorderBuffer } from '@reseq/resequencer';
 import { backoffDelay, faultPoint, sleep, type Logger } from '@reseq/runtime';
 import {
@@ -31,6 +33,7 @@ import {
 import { deliverBatch } from './batch-step.js';
 import type { ProgressRecorder, SentStep } from './progress-recorder.js';
 import { runReplay } from './replay-runner.js';
+import { deliverWindow, type WindowStepDeps } from './window-step.js';
 import type { SenderMetrics } from './sender-metrics.js';
 
 /** How long a lane waits before looking again at a lease that is not safely valid, in ms. */
@@ -67,15 +70,6 @@ export interface LaneDeps {
   gapTimeoutMs: number;
   /** `sender.historyLength`: delivered values kept for `reseq replay` (HTTP destinations only). */
   historyLength: number;
-}
-
-/** A result of a delivery window: sent (or dropped) ahead of its turn, settled in its turn. */
-interface InFlight {
-  result: Result;
-  /** Set once the send is answered (at once for a drop). */
-  outcome: DeliveryOutcome | undefined;
-  /** Resolves once `outcome` is set. */
-  done: Promise<void>;
 }
 
 /** How the lane's current sequence was settled. */
@@ -212,12 +206,12 @@ export class DestinationLane {
         this.#clearGap();
         // Batch delivery (HTTP `batch`): what is ready goes in one request; else one at a time below.
         if ((this.#deps.delivery.maxBatch ?? 1) > 1 && result.kind === 'value') {
-          const step = await this.#deliverBatch();
+          const step = await deliverBatch(this.#stepDeps());
           if (step === 'fenced') return;
           if (step === 'done') continue;
         }
         if ((this.#deps.delivery.window ?? 1) > 1 && result.kind !== 'dead') {
-          const step = await this.#deliverWindow();
+          const step = await deliverWindow(this.#stepDeps());
           if (step === 'fenced') return;
           result = this.#buffer.peek();
           // A rejected message is settled below, one at a time (dead-lettered as for HTTP).
@@ -385,114 +379,10 @@ export class DestinationLane {
     }
   }
 
-  /**
-   * Delivers through a window of up to `delivery.window` sends in flight (TCP). Consecutive
-   * results that need no decision in Redis (values, drops) go out ahead of their turn; they are
-   * settled and recorded strictly in order as the destination acknowledges them, a run of
-   * acknowledged ones as one step. It hands back to the one-at-a-time path at a dead letter, a
-   * missing result or a rejection. After a failed send (the adapter then fails every send
-   * behind it), it waits for the whole window, backs off and starts again from the first
-   * unrecorded sequence.
-   * @returns `fenced` when the lane must end, `rejected` when the destination refused the
-   * current sequence for good, else `done`.
-   */
-  async #deliverWindow(): Promise<'done' | 'rejected' | 'fenced'> {
-    const { config, metrics } = this.#deps;
-    const size = this.#deps.delivery.window ?? 1;
-    let window: InFlight[] = [];
-    let failures = 0;
-    for (;;) {
-      // Nothing new goes out once stopping, behind a failed send, or on a lease that may have
-      // run out (the lease manager renews it or stops the lane).
-      if (
-        !this.#stopping.signal.aborted &&
-        !window.some((e) => e.outcome?.ok === false) &&
-        !(await this.#checkPaused())
-      ) {
-        let next = (window.at(-1)?.result.sequence ?? this.#buffer.delivered) + 1;
-        for (let result = this.#buffer.at(next); window.length < size && result; result = this.#buffer.at(++next)) {
-          if (result.kind === 'dead' || (result.kind === 'value' && !this.#deps.leaseValid())) break;
-          window.push(this.#startSend(result));
-        }
-      }
-      const head = window[0];
-      if (!head) {
-        if (this.#stopping.signal.aborted) return 'done';
-        if (this.#buffer.peek()?.kind !== 'value' || this.#deps.leaseValid()) return 'done';
-        await sleep(LEASE_WAIT_MS, this.#stopping.signal);
-        continue;
-      }
-      if (!head.outcome) {
-        // The head's answer, or new results to fill the window with, whichever comes first.
-        await Promise.race([head.done, this.#woken()]);
-        continue;
-      }
-      let acked = 0;
-      while (acked < window.length && window[acked]!.outcome?.ok === true) acked++;
-      if (acked === 0) {
-        const outcome = head.outcome as Extract<DeliveryOutcome, { ok: false }>;
-        // Nothing of this window may still be on the wire when the next one starts.
-        await Promise.all(window.map((e) => e.done));
-        window = [];
-        if (this.#lost.signal.aborted) return 'done';
-        if (!outcome.retryable) return 'rejected';
-        failures++;
-        metrics.deliveries.inc({ destination: this.destination, outcome: 'retried' });
-        const delay = Math.max(outcome.retryAfterMs ?? 0, backoffDelay(failures, config.retry));
-        if (failures === 1 || failures % 10 === 0) {
-          this.#log.warn(
-            { sequence: head.result.sequence, attempt: failures, error: outcome.error, retryInMs: delay },
-            'delivery failed; retrying from the first unacknowledged sequence',
-          );
-        }
-        await sleep(delay, this.#stopping.signal);
-        continue;
-      }
-      if (this.#lost.signal.aborted) return 'done';
-      failures = 0;
-      // Crash tests: the destination has them, the position in Redis does not say so yet.
-      faultPoint('sender-after-2xx');
-      const settled = window.splice(0, acked);
-      const from = settled[0]!.result.sequence;
-      const to = settled.at(-1)!.result.sequence;
-      const recorded = await this.#deps.recorder.record(
-        {
-          destination: this.destination,
-          leaseValue: this.leaseValue,
-          from,
-          to,
-          skipped: false,
-          history: this.#historyLength(),
-        },
-        this.#stopping.signal,
-      );
-      faultPoint('sender-after-record');
-      if (recorded === 'fenced') {
-        this.#log.warn({ from, to }, 'lease lost while recording progress; stopping the lane');
-        this.#deps.onFenced();
-        return 'fenced';
-      }
-      if (recorded === 'out-of-turn') {
-        this.#log.warn({ from, to }, 'delivered position moved elsewhere; reloading');
-        await this.#reload();
-        return 'done';
-      }
-      for (const entry of settled) {
-        this.#buffer.advance();
-        if (entry.result.kind !== 'value') continue;
-        metrics.deliveries.inc({ destination: this.destination, outcome: 'delivered' });
-        if (entry.result.acceptedAt > 0)
-          metrics.endToEnd.observe({ destination: this.destination }, (Date.now() - entry.result.acceptedAt) / 1000);
-      }
-      metrics.delivered.set({ destination: this.destination }, to);
-      metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
-    }
-  }
-
-  /** One batch of the ready results at the head (batch-step.ts). */
-  #deliverBatch(): Promise<'done' | 'single' | 'fenced'> {
+  /** What the batch and window steps need from the lane (batch-step.ts, window-step.ts). */
+  #stepDeps(): WindowStepDeps {
     const { destination, leaseValue } = this;
-    return deliverBatch({
+    return {
       destination,
       delivery: this.#deps.delivery,
       retry: this.#deps.config.retry,
@@ -509,25 +399,9 @@ export class DestinationLane {
         ),
       onFenced: () => this.#deps.onFenced(),
       reload: () => this.#reload(),
-    });
-  }
-
-  /** Sends one result of a window (a drop needs no send). */
-  #startSend(result: Result): InFlight {
-    if (result.kind !== 'value') return { result, outcome: { ok: true }, done: Promise.resolve() };
-    const entry: InFlight = { result, outcome: undefined, done: Promise.resolve() };
-    // Pause tests: the lease looked valid; the line is not written yet.
-    faultPoint('sender-before-send');
-    const request = {
-      destination: this.destination,
-      sequence: result.sequence,
-      messageId: result.id,
-      payload: result.body,
+      paused: () => this.#checkPaused(),
+      woken: () => this.#woken(),
     };
-    entry.done = this.#deps.delivery.send(request, this.#lost.signal, this.#deps.leaseValid).then((outcome) => {
-      entry.outcome = outcome;
-    });
-    return entry;
   }
 
   async #onDeadLetter(result: Result, reason: string, stage: 'transform' | 'delivery'): Promise<Settlement> {
