@@ -8,7 +8,6 @@
  * with another shard count than the pipeline's is refused.
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,92 +17,23 @@ import { waitFor } from '../fixtures/apps.js';
 import type { HttpSink } from '../fixtures/http-sink.js';
 import { deleteKeys } from '../fixtures/redis.js';
 import { startRedisCluster, type ClusterNode, type TestCluster } from '../fixtures/redis-cluster.js';
-import { expectDelivered, Harness, ingestUrl, pipelineConfig, post, range, TEST_TRANSFORM } from './helpers.js';
+import { expectAllDelivered, sendAll, type Routing, type Sent } from './cluster-pipeline.js';
+import { Harness, ingestUrl, pipelineConfig, TEST_TRANSFORM } from './helpers.js';
 
 const CLI = join(resolve(import.meta.dirname, '../..'), 'apps', 'cli', 'dist', 'main.js');
-const CLIENTS = 4;
 
 /** Every message goes to one destination; every second also to the next; every third also to the one after. */
-function targetsOf(destinations: readonly string[], i: number): string[] {
+function spread(destinations: readonly string[]): Routing {
   const n = destinations.length;
-  const targets = new Set([destinations[i % n]!]);
-  if (i % 2 === 0) targets.add(destinations[(i + 1) % n]!);
-  if (i % 3 === 0) targets.add(destinations[(i + 3) % n]!);
-  return [...targets];
-}
-
-/** What ingest acknowledged, per destination: sequence -> message id; and the retryable answers met. */
-interface Sent {
-  acknowledged: Map<string, Map<number, string>>;
-  retried: Map<string, number>;
-}
-
-/**
- * Sends `count` messages from CLIENTS concurrent clients, each retried with its id after a lost
- * connection, a 503 or a 429 (as the contract says); calls `at(i)` before message i.
- */
-async function sendAll(
-  url: string,
-  destinations: readonly string[],
-  count: number,
-  at: (i: number, sent: Sent) => void = () => undefined,
-): Promise<Sent> {
-  const sent: Sent = {
-    acknowledged: new Map(destinations.map((d) => [d, new Map<number, string>()])),
-    retried: new Map(),
+  return {
+    destinations,
+    targetsOf: (i) => {
+      const targets = new Set([destinations[i % n]!]);
+      if (i % 2 === 0) targets.add(destinations[(i + 1) % n]!);
+      if (i % 3 === 0) targets.add(destinations[(i + 3) % n]!);
+      return [...targets];
+    },
   };
-  let next = 0;
-  const client = async (): Promise<void> => {
-    for (let i = next++; i < count; i = next++) {
-      at(i, sent);
-      const id = `m-${i}-${randomUUID().slice(0, 8)}`;
-      const targets = targetsOf(destinations, i);
-      for (;;) {
-        const answer = await post(url, { id, destinations: targets, payload: { i } }).catch(() => undefined);
-        if (answer?.status === 202) {
-          const sequences = answer.body.sequences as Record<string, number>;
-          expect(Object.keys(sequences)).toEqual(targets);
-          for (const [destination, sequence] of Object.entries(sequences)) {
-            const seen = sent.acknowledged.get(destination)!;
-            expect(seen.has(sequence), `${destination} sequence ${sequence} acknowledged twice`).toBe(false);
-            seen.set(sequence, id);
-          }
-          break;
-        }
-        if (answer && answer.status !== 503 && answer.status !== 429) {
-          throw new Error(`ingest answered ${answer.status}: ${answer.text}`);
-        }
-        const code = answer ? String(answer.body.code) : 'CONNECTION_LOST';
-        sent.retried.set(code, (sent.retried.get(code) ?? 0) + 1);
-        await sleep(100);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: CLIENTS }, () => client()));
-  return sent;
-}
-
-/** Contiguous sequences per destination, all delivered once, in order, each with its own message. */
-async function expectAllDelivered(sent: Sent, sinks: Record<string, HttpSink>, count: number): Promise<void> {
-  const destinations = [...sent.acknowledged.keys()];
-  const expected = new Map(destinations.map((d) => [d, 0]));
-  for (let i = 0; i < count; i++) for (const d of targetsOf(destinations, i)) expected.set(d, expected.get(d)! + 1);
-  for (const [destination, acknowledged] of sent.acknowledged) {
-    expect(acknowledged.size, destination).toBe(expected.get(destination));
-    expect([...acknowledged.keys()].sort((a, b) => a - b)).toEqual(range(1, acknowledged.size));
-    const sink = sinks[destination]!;
-    await waitFor(() => sink.unique().length >= acknowledged.size, `every message delivered to ${destination}`, 90_000);
-  }
-  await sleep(300); // a late duplicate or stray delivery would show now
-  for (const [destination, acknowledged] of sent.acknowledged) {
-    const sink = sinks[destination]!;
-    expectDelivered(sink, range(1, acknowledged.size));
-    for (const delivery of sink.unique()) {
-      expect(delivery.messageId, `${destination} sequence ${delivery.sequence}`).toBe(
-        acknowledged.get(delivery.sequence),
-      );
-    }
-  }
 }
 
 /** Runs the operator CLI (`node apps/cli/dist/main.js`) with only the given environment. */
@@ -172,8 +102,8 @@ describe('sharded pipelines (RESEQ_SHARDS)', () => {
     const env = { RESEQ_SHARDS: '4' };
     const { url, config } = await startPipeline(env, sinks);
 
-    const sent = await sendAll(url, destinations, count);
-    await expectAllDelivered(sent, sinks, count);
+    const sent = await sendAll(url, count, undefined, spread(destinations));
+    await expectAllDelivered(sent, sinks, count, spread(destinations));
 
     // Each destination's state is on its own shard, none on the pipeline's own tag but the record.
     for (const d of destinations) {
@@ -230,8 +160,8 @@ describe('sharded pipelines (RESEQ_SHARDS)', () => {
     const env = { REDIS_CLUSTER_NODES: cluster.seeds, RESEQ_SHARDS: '3' };
     const { url, config } = await startPipeline(env, sinks);
 
-    const sent = await sendAll(url, destinations, count);
-    await expectAllDelivered(sent, sinks, count);
+    const sent = await sendAll(url, count, undefined, spread(destinations));
+    await expectAllDelivered(sent, sinks, count, spread(destinations));
 
     // Each master took the writes of its shard's destinations.
     const client = cluster.client();
@@ -285,16 +215,21 @@ describe('sharded pipelines (RESEQ_SHARDS)', () => {
       return promoted;
     };
 
-    const sent = await sendAll(url, destinations, count, (i, progress) => {
-      if (failoverError) throw failoverError;
-      if (i !== Math.floor(count / 3)) return;
-      failover ??= failOver(progress);
-      failover.catch((err: unknown) => (failoverError = err instanceof Error ? err : new Error(String(err))));
-    });
+    const sent = await sendAll(
+      url,
+      count,
+      (i, progress) => {
+        if (failoverError) throw failoverError;
+        if (i !== Math.floor(count / 3)) return;
+        failover ??= failOver(progress);
+        failover.catch((err: unknown) => (failoverError = err instanceof Error ? err : new Error(String(err))));
+      },
+      spread(destinations),
+    );
     const promoted = await failover!;
     expect(await cluster.masterOfSlot(slot)).toBe(promoted);
     expect(sent.retried.get('REDIS_REPLICAS_UNAVAILABLE')).toBeGreaterThan(0);
-    await expectAllDelivered(sent, sinks, count);
+    await expectAllDelivered(sent, sinks, count, spread(destinations));
 
     const redeliveries = Object.values(sinks).reduce((n, s) => n + s.received.length - s.unique().length, 0);
     console.info(
