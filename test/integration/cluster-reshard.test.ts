@@ -185,22 +185,40 @@ describe('Redis Cluster resharding, step by step', () => {
     const redis = await connect({ wait: false });
     const { keys, slot, home } = await pipelineKeys('reshard-advance');
     const [leaseValue] = (await acquireLeases(redis, keys, 'sender-a', ['billing'], LEASE_MS, 1)).values();
-    // Every key the script names exists (the source runs it only then); the buffer holds 1, not 2.
+    // Every key the script names exists (the source runs it only then); the buffer holds 1, the
+    // result stream 2 (delivered straight from it).
     await redis.hset(keys.delivered, 'billing', 0);
     await redis.hset(keys.blocked, 'billing', 2, 'ledger', 7);
     await redis.hset(keys.buffer('billing'), 1, 'v\x1fm-1\x1f1000\x1f1\x1f{"n":1}');
     await redis.sadd(keys.skipped('billing'), 0);
     await redis.xadd(keys.history('billing'), '0-1', 'm', 'm-0');
+    const second = await redis.xadd(
+      keys.results('billing'),
+      '*',
+      'k',
+      'v',
+      's',
+      2,
+      'm',
+      'm-2',
+      't',
+      1000,
+      'a',
+      1,
+      'p',
+      '{"n":2}',
+    );
     migration = await cluster.startMigration(slot, await otherMaster(home));
 
     const outcome = await advanceDelivered(redis, keys, [
-      { destination: 'billing', leaseValue: leaseValue!, from: 1, to: 2, history: 10 },
+      { destination: 'billing', leaseValue: leaseValue!, from: 1, to: 2, history: 10, inStream: [[2, second!]] },
     ]);
     expect(outcome).toEqual(['recorded']);
     expect(await redis.hget(keys.delivered, 'billing')).toBe('2');
     expect(await redis.hgetall(keys.blocked)).toEqual({ ledger: '7' });
     expect(await redis.exists(keys.buffer('billing'))).toBe(0);
-    expect((await redis.xrange(keys.history('billing'), '-', '+')).map(([id]) => id)).toEqual(['0-1', '1-0']);
+    expect(await redis.xlen(keys.results('billing'))).toBe(0);
+    expect((await redis.xrange(keys.history('billing'), '-', '+')).map(([id]) => id)).toEqual(['0-1', '1-0', '2-0']);
   });
 
   it('does not stop the heartbeat script half way when it drops the last heartbeat of a slot being moved away', async () => {

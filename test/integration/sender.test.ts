@@ -1,11 +1,15 @@
 /**
  * The delivery stage through real processes: retries of 5xx and timeouts, a failing
- * destination beside a healthy one, a 4xx dead-lettering and blocking, two senders sharing
+ * destination beside a healthy one, a 4xx dead-lettering and blocking, results kept in their
+ * stream until delivered or moved into the buffer when held up, two senders sharing
  * destinations by lease (SIGKILL one, the other takes over), and SIGTERM releasing leases.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { waitFor, type AppProcess } from '../fixtures/apps.js';
+import { fixturePath, waitFor, type AppProcess } from '../fixtures/apps.js';
 import type { Delivery, HttpSink } from '../fixtures/http-sink.js';
 import { startRedis, type TestRedis } from '../fixtures/redis.js';
 import {
@@ -207,6 +211,44 @@ describe('resequencer-sender', () => {
       expect(letter.e).toMatch(/400/);
       expect(JSON.parse(letter.p!)).toMatchObject({ n: 3, transformed: true });
       expect(typeof letter.m).toBe('string');
+    }
+  });
+
+  it('keeps results in their stream until delivered; those held up by a slow earlier one move into the reorder buffer after a while; nothing is left once delivered', async () => {
+    h = new Harness('sender unmoved results', inject('redisUrl'));
+    const dir = await mkdtemp(join(tmpdir(), 'reseq-unmoved-'));
+    try {
+      const sink = await h.sink();
+      const config = await h.config(pipelineConfig({ a: { url: sink.url } }));
+      const ingest = await h.start('ingest', config);
+      await h.start('transform-worker', config, {
+        TRANSFORM_MODULE: fixturePath('transforms', 'slow-first-run.mjs'),
+        RESEQ_TEST_MAX_DELAY_MS: '0',
+      });
+      await h.start('resequencer-sender', config);
+      const streamLength = () => h.redis.xlen(h.key('res:a'));
+      const bufferLength = () => h.redis.hlen(h.key('buf:a'));
+
+      // Delivered at once: nothing stays behind, in the stream or in the buffer.
+      await sendMany(ingest, ['a'], 1, 3);
+      await waitFor(() => sink.unique().length === 3, '1..3 delivered');
+      expect([await streamLength(), await bufferLength()]).toEqual([0, 0]);
+
+      // 4 takes 6 s; 5..7 wait for it, first in their stream, then (after 2 s) in the buffer.
+      await h.send(ingest, {
+        destinations: ['a'],
+        payload: { n: 4, slowFirstRun: { marker: join(dir, 'm4'), ms: 6000 } },
+      });
+      await sendMany(ingest, ['a'], 5, 7);
+      await waitFor(async () => (await bufferLength()) === 3, '5..7 moved into the buffer', 5_000);
+      expect(await streamLength()).toBe(0);
+      expectDelivered(sink, [1, 2, 3]);
+
+      await waitFor(() => sink.unique().length === 7, '4..7 delivered', 15_000);
+      expectDelivered(sink, range(1, 7));
+      expect([await streamLength(), await bufferLength()]).toEqual([0, 0]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -273,6 +273,53 @@ describe('advanceDelivered', () => {
     expect(await bufferedSequences('billing')).toEqual([5]);
   });
 
+  it('deletes the results it settles straight from the result stream, keeping their values in the history; fenced or out of turn, deletes nothing', async () => {
+    const leaseValue = await lease('billing');
+    // Values the sender delivered without moving them into the buffer: still in their stream.
+    const results = await produce('billing', 4, [2, 1, 3, 4]);
+    const entryOf = (seq: number): [number, string] => [seq, results.find((r) => r.sequence === seq)!.entryId];
+    const streamSequences = async () =>
+      (await resultEntries(ctx, 'billing')).map((e) => e.sequence).sort((a, b) => a - b);
+    const step = (from: number, to: number, lease = leaseValue) => ({
+      destination: 'billing',
+      leaseValue: lease,
+      from,
+      to,
+      history: 100,
+      inStream: Array.from({ length: to - from + 1 }, (_, i) => entryOf(from + i)),
+    });
+
+    expect(await advanceDelivered(ctx.redis, ctx.keys, [step(1, 2, 'sender-x|1')])).toEqual(['fenced']);
+    expect(await advanceDelivered(ctx.redis, ctx.keys, [step(2, 3)])).toEqual(['out-of-turn']);
+    expect(await streamSequences()).toEqual([1, 2, 3, 4]);
+
+    expect(await advanceDelivered(ctx.redis, ctx.keys, [step(1, 2)])).toEqual(['recorded']);
+    expect(await streamSequences()).toEqual([3, 4]);
+    expect(await ctx.redis.hget(ctx.keys.delivered, 'billing')).toBe('2');
+    const history = await ctx.redis.xrange(ctx.keys.history('billing'), '-', '+');
+    expect(history.map(([id, fields]) => [id, fieldsOf(fields).p])).toEqual([
+      ['1-0', '{"t":1}'],
+      ['2-0', '{"t":2}'],
+    ]);
+
+    // One moved into the buffer meanwhile (it waited too long): the buffer's copy is the one
+    // settled and kept; the entry it names is gone already, which is no error.
+    await bufferResults(
+      ctx.redis,
+      ctx.keys,
+      new Map([['billing', batch(leaseValue, [results.find((r) => r.sequence === 3)!])]]),
+    );
+    expect(await advanceDelivered(ctx.redis, ctx.keys, [step(3, 4)])).toEqual(['recorded']);
+    expect(await streamSequences()).toEqual([]);
+    expect(await ctx.redis.hlen(ctx.keys.buffer('billing'))).toBe(0);
+    expect((await ctx.redis.xrange(ctx.keys.history('billing'), '-', '+')).map(([id]) => id)).toEqual([
+      '1-0',
+      '2-0',
+      '3-0',
+      '4-0',
+    ]);
+  });
+
   it('refuses progress from a sender whose lease value is stale (fenced), even the same sender’s old token', async () => {
     const old = await lease('billing', 'sender-a');
     await bufferResults(ctx.redis, ctx.keys, new Map([['billing', batch(old, await produce('billing', 2))]]));
@@ -380,6 +427,45 @@ describe('loadLaneState', () => {
     expect(state.delivered).toBe(2);
     expect(state.blockedAt).toBe(5);
     expect(state.buffered.sort((a, b) => a.sequence - b.sequence)).toEqual(bodies);
+  });
+  it('also returns the values and drops still in the result stream, but not a dead result before it is buffered', async () => {
+    const results = await produce('billing', 3, [3, 1, 2]);
+    await bufferResults(
+      ctx.redis,
+      ctx.keys,
+      new Map([
+        [
+          'billing',
+          batch(
+            await lease('billing'),
+            results.filter((r) => r.sequence === 3),
+          ),
+        ],
+      ]),
+    );
+    const dead = await ctx.redis.xadd(
+      ctx.keys.results('billing'),
+      '*',
+      'k',
+      'x',
+      's',
+      4,
+      'm',
+      'm-4',
+      't',
+      1,
+      'a',
+      3,
+      'p',
+      'Error',
+    );
+
+    const state = await loadLaneState(ctx.redis, ctx.keys, 'billing');
+    expect(state.buffered.map((r) => r.sequence).sort()).toEqual([1, 2, 3]);
+    // Those from the stream name their entry, so delivering them deletes it (advance).
+    const fromStream = state.buffered.filter((r) => 'entryId' in r) as ResultEntry[];
+    expect(fromStream.map((r) => r.sequence).sort()).toEqual([1, 2]);
+    expect(fromStream.map((r) => r.entryId)).not.toContain(dead);
   });
 });
 

@@ -28,6 +28,7 @@ import {
   type ReplayRequest,
   type ReseqRedis,
   type Result,
+  type ResultEntry,
   type AdvanceOutcome,
 } from '@reseq/store';
 import { deliverBatch } from './batch-step.js';
@@ -72,13 +73,32 @@ export interface LaneDeps {
   historyLength: number;
 }
 
+/** What {@link DestinationLane.offer} did with a result. */
+export type Offered = 'held' | 'same' | 'duplicate';
+
+/** The result-stream entry a result was read from; undefined for one loaded from the reorder buffer. */
+function entryIdOf(result: Result): string | undefined {
+  return (result as Partial<ResultEntry>).entryId;
+}
+
+/**
+ * The settled results of `from`..`to` that the lane took straight from the result stream, for
+ * the `advance` step that deletes them there (AdvanceStep.inStream).
+ */
+function inStream(buffer: ReorderBuffer<Result>, from: number, to: number): [number, string][] {
+  const entries: [number, string][] = [];
+  for (let sequence = from; sequence <= to; sequence++) {
+    const entryId = entryIdOf(buffer.at(sequence) ?? ({} as Result));
+    if (entryId !== undefined) entries.push([sequence, entryId]);
+  }
+  return entries;
+}
+
 /** How the lane's current sequence was settled. */
 type Settlement = 'delivered' | 'dropped' | 'skipped' | 'blocked' | 'stopped' | 'reloaded';
 
 /** A destination's in-order delivery loop. */
 export class DestinationLane {
-  /** Position in the result stream up to which results were buffered. */
-  cursor = '0-0';
   readonly #deps: LaneDeps;
   readonly #log: Logger;
   #buffer: ReorderBuffer<Result> = new ReorderBuffer();
@@ -128,13 +148,32 @@ export class DestinationLane {
     return this.#deps.destination;
   }
 
-  /** Takes results the reader moved into this destination's buffer. */
-  offer(results: readonly Result[]): void {
+  /** The last sequence this lane settled (delivered, dropped or skipped). */
+  get delivered(): number {
+    return this.#buffer.delivered;
+  }
+
+  /**
+   * Takes results the reader read from this destination's result stream, or moved into its
+   * reorder buffer (result-reader.ts), and says what became of each: `held` (new to the lane),
+   * `same` (this very stream entry is held already) or `duplicate` (its sequence is settled, or
+   * held from another entry: a recovered worker finishing late). `countDuplicates`: whether
+   * duplicates count in the metrics.
+   */
+  offer(results: readonly Result[], countDuplicates = true): Offered[] {
     let duplicates = 0;
-    for (const result of results) if (this.#buffer.offer(result.sequence, result) === 'duplicate') duplicates++;
-    if (duplicates > 0) this.#deps.metrics.duplicates.inc({ destination: this.destination }, duplicates);
+    const outcomes = results.map((result): Offered => {
+      const held = this.#buffer.at(result.sequence);
+      if (held && entryIdOf(held) !== undefined && entryIdOf(held) === entryIdOf(result)) return 'same';
+      if (this.#buffer.offer(result.sequence, result) === 'buffered') return 'held';
+      duplicates++;
+      return 'duplicate';
+    });
+    if (duplicates > 0 && countDuplicates)
+      this.#deps.metrics.duplicates.inc({ destination: this.destination }, duplicates);
     this.#deps.metrics.buffered.set({ destination: this.destination }, this.#buffer.size);
     this.#wakeUp();
+    return outcomes;
   }
 
   /**
@@ -233,6 +272,7 @@ export class DestinationLane {
           to: result.sequence,
           skipped: settlement === 'skipped',
           history: this.#historyLength(),
+          inStream: inStream(this.#buffer, result.sequence, result.sequence),
         };
         if ((await this.#recordAhead(step)) === 'fenced') return;
       } catch (err) {
@@ -394,7 +434,15 @@ export class DestinationLane {
       lost: this.#lost.signal,
       record: (from, to) =>
         this.#deps.recorder.record(
-          { destination, leaseValue, from, to, skipped: false, history: this.#historyLength() },
+          {
+            destination,
+            leaseValue,
+            from,
+            to,
+            skipped: false,
+            history: this.#historyLength(),
+            inStream: inStream(this.#buffer, from, to),
+          },
           this.#stopping.signal,
         ),
       onFenced: () => this.#deps.onFenced(),

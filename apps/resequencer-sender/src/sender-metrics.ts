@@ -111,7 +111,7 @@ export function createSenderMetrics(registry: Registry): SenderMetrics {
 
 /**
  * Registers the backlog per destination, read from Redis at each scrape (two cheap reads per
- * destination): results in its stream not yet buffered, and results in its buffer hash. Every
+ * destination): results in its stream not yet delivered or buffered, and results in its buffer hash. Every
  * sender reports every configured destination, so the figure does not depend on who holds the
  * lease; a scrape while Redis is unreachable leaves the last values.
  */
@@ -123,7 +123,7 @@ export function registerBacklogMetrics(
 ): void {
   const results = new Gauge({
     name: 'reseq_result_stream_length',
-    help: 'Entries in the result stream of the destination (XLEN): transformed, not yet buffered by its sender',
+    help: 'Entries in the result stream of the destination (XLEN): transformed, not yet delivered or moved into the buffer by its sender',
     labelNames: ['destination'],
     registers: [registry],
     async collect() {

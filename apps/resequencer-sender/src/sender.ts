@@ -8,7 +8,7 @@
 import type { ReseqConfig } from '@reseq/config';
 import type { Delivery } from '@reseq/delivery';
 import type { Logger } from '@reseq/runtime';
-import { advanceDelivered, writesLeftProcess, type ReseqRedis, type Shards } from '@reseq/store';
+import { advanceDelivered, waitPolicy, writesLeftProcess, type ReseqRedis, type Shards } from '@reseq/store';
 import type { Redis } from 'ioredis';
 import { DestinationLane } from './destination-lane.js';
 import { LeaseManager } from './lease-manager.js';
@@ -81,6 +81,7 @@ export class ResequencerSender {
               ? this.#lanes
               : new Map([...this.#lanes].filter(([destination]) => shards.shardOf(destination) === shard)),
           onFenced: (destination) => this.#fenced(destination),
+          moveFirst: waitPolicy(deps.redis) !== undefined,
         }),
     );
   }

@@ -1,8 +1,8 @@
 --[[
-  advance (v3): record delivery progress, fenced by the destination lease.
+  advance (v4): record delivery progress, fenced by the destination lease.
 
   Moves a destination's delivered position from `from - 1` to `to` and removes those results
-  from its reorder buffer, but only while the caller still holds the lease it names: a sender
+  from its reorder buffer (or from its result stream, below), but only while the caller still holds the lease it names: a sender
   that lost its lease (paused, partitioned) cannot record progress out of turn. Recording the
   same step twice is harmless (0), so a retry after a lost reply is safe. A dead-letter block
   at or below `to` is cleared.
@@ -29,6 +29,13 @@
   (`pcall`): an id at or below the stream's last one (the position rewound by hand) is left
   out rather than failing the step, which was already recorded.
 
+  Results still in the stream (v4), a third trailing part: after the history streams, G more
+  KEYS, the destinations' result streams, and after the history lengths, G more ARGV, each a
+  list of "<sequence>=<entry id>" pairs separated by spaces (or ""): the settled results that
+  the sender took straight from the result stream, before they were moved into the reorder
+  buffer. A recorded step deletes those entries from the stream (a value among them goes to the
+  history first, read with XRANGE, unless the buffer holds that sequence too).
+
   Returns   an array of G integers: 1 recorded, 0 already recorded,
             -1 fenced (the lease is not the caller's), -2 out of turn (from is not delivered + 1)
 
@@ -46,6 +53,8 @@ local skippedKeys = 3 + 2 * groups
 local skipFlags = 2 + 4 * groups
 local historyKeys = skippedKeys + groups
 local historyLengths = skipFlags + groups
+local resultKeys = historyKeys + groups
+local resultEntries = historyLengths + groups
 
 -- Fields left in the hashes this script deletes from, counted on first use: none left, the hash
 -- is gone and not touched again (see the header).
@@ -60,6 +69,14 @@ local function hashGet(key, field)
 end
 local function hashDelete(key, field)
   if left(key) > 0 then fieldsLeft[key] = fieldsLeft[key] - redis.call('HDEL', key, field) end
+end
+
+-- Appends a settled value read from its result stream (fields k, s, m, t, a, p) to the history.
+local function rememberEntry(history, length, seq, fields)
+  local f = {}
+  for j = 1, #fields, 2 do f[fields[j]] = fields[j + 1] end
+  if f.k ~= 'v' or not f.p then return end
+  redis.pcall('XADD', history, 'MAXLEN', '~', length, seq .. '-0', 'm', f.m, 't', f.t, 'a', f.a, 'p', f.p)
 end
 
 -- Appends a settled value (an encoded reorder-buffer entry) to the history stream.
@@ -95,10 +112,25 @@ for g = 1, groups do
       redis.call('HSET', KEYS[1], dest, to)
       local buffer = KEYS[2 * g + 2]
       local historyLength = tonumber(ARGV[historyLengths + g - 1])
+      local history = KEYS[historyKeys + g - 1]
+      local stream = KEYS[resultKeys + g - 1]
+      local inStream = {}
+      for seq, entry in string.gmatch(ARGV[resultEntries + g - 1], '(%d+)=(%S+)') do
+        inStream[tonumber(seq)] = entry
+      end
       for seq = from, to do
+        local encoded = false
         if historyLength > 0 then
-          local encoded = hashGet(buffer, seq)
-          if encoded then remember(KEYS[historyKeys + g - 1], historyLength, seq, encoded) end
+          encoded = hashGet(buffer, seq)
+          if encoded then remember(history, historyLength, seq, encoded) end
+        end
+        local entry = inStream[seq]
+        if entry then
+          if historyLength > 0 and not encoded then
+            local found = redis.call('XRANGE', stream, entry, entry)
+            if found[1] then rememberEntry(history, historyLength, seq, found[1][2]) end
+          end
+          redis.call('XDEL', stream, entry)
         end
         hashDelete(buffer, seq)
       end

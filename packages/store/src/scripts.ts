@@ -1,6 +1,6 @@
 /**
  * Loads the Lua scripts in `../lua` and defines them on a connection under versioned names
- * (`reseq_v3_<name>`), so two versions can share a Redis during a rolling upgrade. ioredis
+ * (`reseq_v4_<name>`), so two versions can share a Redis during a rolling upgrade. ioredis
  * sends EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart or failover), for
  * single calls and pipelines alike.
  */
@@ -9,9 +9,10 @@ import type { ChainableCommander, Redis } from 'ioredis';
 
 /**
  * Bumped whenever any script's KEYS, ARGV or reply changes (v3: `advance` takes the history
- * streams and lengths; `replay-request`, `replay-step` and `status-age` are new).
+ * streams and lengths; `replay-request`, `replay-step` and `status-age` are new; v4: `advance`
+ * takes the result streams and the entries to delete from them).
  */
-export const SCRIPT_VERSION = 'v3';
+export const SCRIPT_VERSION = 'v4';
 
 /** Every script, by file name (without `.lua`). */
 export const SCRIPT_NAMES = [

@@ -92,16 +92,24 @@ export interface LaneState {
   delivered: number;
   /** Sequence of the dead letter that blocks the destination, if any. */
   blockedAt: number | undefined;
+  /**
+   * The reorder buffer's results, then the values and drops still in the result stream (read
+   * by a sender but not moved into the buffer: result-reader.ts), up to {@link STREAM_LOAD_LIMIT}.
+   */
   buffered: Result[];
 }
 
-/** Reads a destination's delivered position, block marker and reorder buffer. */
+/** How many result-stream entries a lane's state takes along; the reader reads the rest. */
+const STREAM_LOAD_LIMIT = 1000;
+
+/** Reads a destination's delivered position, block marker, reorder buffer and unmoved results. */
 export async function loadLaneState(redis: Redis, keys: KeySchema, destination: string): Promise<LaneState> {
   const reply = await redis
     .multi()
     .hget(keys.delivered, destination)
     .hget(keys.blocked, destination)
     .hgetall(keys.buffer(destination))
+    .xrange(keys.results(destination), '-', '+', 'COUNT', STREAM_LOAD_LIMIT)
     .exec();
   if (!reply) throw new Error('transaction aborted');
   for (const [err] of reply) if (err) throw err;
@@ -111,6 +119,11 @@ export async function loadLaneState(redis: Redis, keys: KeySchema, destination: 
   for (const [field, value] of Object.entries(reply[2]![1] as Record<string, string>)) {
     const result = decodeBuffered(Number(field), value);
     if (result) buffered.push(result);
+  }
+  // A dead result is acted on only once it is in the buffer (blocking checks it there).
+  for (const [entryId, fields] of reply[3]![1] as [string, string[]][]) {
+    const result = decodeResultEntry(entryId, fields);
+    if (result && result.kind !== 'dead') buffered.push(result);
   }
   return { delivered, blockedAt: blocked === null ? undefined : Number(blocked), buffered };
 }
@@ -242,6 +255,11 @@ export interface AdvanceStep {
    * (`sender.historyLength`; about, trimmed with `MAXLEN ~`); 0 or absent keeps none.
    */
   history?: number;
+  /**
+   * The settled results the sender took straight from the result stream, as [sequence, entry
+   * id]: a recorded step deletes those entries (advance.lua, "results still in the stream").
+   */
+  inStream?: readonly (readonly [sequence: number, entryId: string])[];
 }
 
 /** What recording a step answered. */
@@ -279,6 +297,10 @@ export async function advanceDelivered(
   for (const step of steps) {
     scriptKeys.push(keys.history(step.destination));
     args.push(step.history ?? 0);
+  }
+  for (const step of steps) {
+    scriptKeys.push(keys.results(step.destination));
+    args.push(step.inStream?.map(([sequence, entryId]) => `${sequence}=${entryId}`).join(' ') ?? '');
   }
   // Confirmed before the next delivery; unconfirmed, the caller records the same steps again.
   const reply = (await runConfirmedScript(redis, keys.waitMark, 'advance', scriptKeys, args)) as number[];
