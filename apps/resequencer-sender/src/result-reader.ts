@@ -172,9 +172,11 @@ export class ResultReader {
               }
             }
             const offered = handed.length > 0 ? lane.offer(handed) : [];
+            // Held now, or held already from this very entry (a lane that loaded it from the
+            // stream when it opened or reloaded): either way it waits in the stream from now on.
             handed.forEach((entry, i) => {
-              if (offered[i] === 'held') this.#unmovedOf(lane).items.push({ entry, readAt: now });
-              else if (offered[i] === 'duplicate') move.entries.push(entry);
+              if (offered[i] === 'duplicate') move.entries.push(entry);
+              else this.#unmovedOf(lane).items.push({ entry, readAt: now });
             });
           }
           this.#sweep(moves, current, now);
