@@ -6,14 +6,14 @@
  * recorded, fenced by the lease, only after the destination answered 2xx. Where the delivery
  * has a window (TCP), several sends are in flight at once, still settled and recorded in order
  * (window-step.ts); an HTTP destination with batch delivery gets the ready ones in one request
- * (batch-step.ts).
+ * (batch-step.ts); otherwise one message goes at a time (single-step.ts).
  * An operator's replay request (`reseq replay`) is run here too, between two sequences
  * (replay-runner.ts), and each delivered value is kept in the destination's history.
  */
 import type { DestinationConfig } from '@reseq/config';
 import type { Delivery } from '@reseq/delivery';
 import { ReorderBuffer } from '@reseq/resequencer';
-import { backoffDelay, faultPoint, sleep, type Logger } from '@reseq/runtime';
+import { faultPoint, sleep, type Logger } from '@reseq/runtime';
 import {
   blockOnDeadLetter,
   deadLetterDelivery,
@@ -32,13 +32,11 @@ import {
   type AdvanceOutcome,
 } from '@reseq/store';
 import { deliverBatch } from './batch-step.js';
+import { sendOne } from './single-step.js';
 import type { ProgressRecorder, SentStep } from './progress-recorder.js';
 import { runReplay } from './replay-runner.js';
 import { deliverWindow, type WindowStepDeps } from './window-step.js';
 import type { SenderMetrics } from './sender-metrics.js';
-
-/** How long a lane waits before looking again at a lease that is not safely valid, in ms. */
-const LEASE_WAIT_MS = 100;
 
 /** How often a blocked lane looks whether an operator released it, in ms. */
 const BLOCKED_POLL_MS = 2000;
@@ -372,51 +370,10 @@ export class DestinationLane {
   }
 
   async #deliver(result: Result): Promise<Settlement> {
-    const { delivery, config, metrics } = this.#deps;
-    const request = {
-      destination: this.destination,
-      sequence: result.sequence,
-      messageId: result.id,
-      payload: result.body,
-    };
-    for (let attempt = 1; ; attempt++) {
-      if (this.#stopping.signal.aborted) return 'stopped';
-      // Never start a send on a lease that may have run out: a paused sender must not deliver
-      // out of turn after a peer took over. Wait for the lease manager to renew it (or to stop
-      // this lane when it is lost) without holding up the event loop.
-      if (!this.#deps.leaseValid()) {
-        await sleep(LEASE_WAIT_MS, this.#stopping.signal);
-        attempt--;
-        continue;
-      }
-      // Pause tests: the lease looked valid; the request is not written yet.
-      faultPoint('sender-before-send');
-      // The lease is checked again just before the request is written (see Delivery.send).
-      const outcome = await delivery.send(request, this.#lost.signal, this.#deps.leaseValid);
-      if (outcome.ok) {
-        // Crash tests: the destination has it, the position in Redis does not say so yet.
-        faultPoint('sender-after-2xx');
-        metrics.deliveries.inc({ destination: this.destination, outcome: 'delivered' });
-        if (result.acceptedAt > 0)
-          metrics.endToEnd.observe({ destination: this.destination }, (Date.now() - result.acceptedAt) / 1000);
-        return this.#lost.signal.aborted ? 'stopped' : 'delivered';
-      }
-      if (!outcome.retryable) {
-        metrics.deliveries.inc({ destination: this.destination, outcome: 'rejected' });
-        const reason = `DELIVERY_REJECTED: ${outcome.error}`;
-        await deadLetterDelivery(this.#deps.redis, this.#deps.keys, this.destination, result, reason);
-        return this.#onDeadLetter(result, reason, 'delivery');
-      }
-      metrics.deliveries.inc({ destination: this.destination, outcome: 'retried' });
-      const delay = Math.max(outcome.retryAfterMs ?? 0, backoffDelay(attempt, config.retry));
-      if (attempt === 1 || attempt % 10 === 0) {
-        this.#log.warn(
-          { sequence: result.sequence, attempt, error: outcome.error, retryInMs: delay },
-          'delivery failed; retrying',
-        );
-      }
-      await sleep(delay, this.#stopping.signal);
-    }
+    const sent = await sendOne(this.#stepDeps(), result);
+    if (typeof sent === 'string') return sent;
+    await deadLetterDelivery(this.#deps.redis, this.#deps.keys, this.destination, result, sent.refused);
+    return this.#onDeadLetter(result, sent.refused, 'delivery');
   }
 
   /** What the batch and window steps need from the lane (batch-step.ts, window-step.ts). */
