@@ -102,7 +102,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       v.root.classList.toggle('paused', !!s.paused);
       v.state.textContent = s.blocked ? 'blocked at ' + s.blockedAt : s.paused ? 'paused' : 'flowing';
       v.cells.delivered.textContent = s.delivered + ' / ' + s.assigned;
-      v.cells.buffered.textContent = s.buffered + (s.pendingResults ? ' (+' + s.pendingResults + ' unread)' : '');
+      v.cells.buffered.textContent = s.buffered + (s.pendingResults ? ' (+' + s.pendingResults + ' in stream)' : '');
       v.cells.inFlight.textContent = s.inFlight;
       v.cells.lag.textContent = s.lag + (typeof s.lagSeconds === 'number' ? ' (' + s.lagSeconds.toFixed(1) + ' s)' : '');
       v.cells.deadLettered.textContent = s.deadLettered;
