@@ -376,7 +376,7 @@ export class DestinationLane {
     return this.#onDeadLetter(result, sent.refused, 'delivery');
   }
 
-  /** What the batch and window steps need from the lane (batch-step.ts, window-step.ts). */
+  /** What the single, batch and window steps need from the lane (single-step.ts, batch-step.ts, window-step.ts). */
   #stepDeps(): WindowStepDeps {
     const { destination, leaseValue } = this;
     return {
