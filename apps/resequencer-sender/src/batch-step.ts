@@ -11,8 +11,11 @@ import { backoffDelay, faultPoint, sleep, type BackoffOptions, type Logger } fro
 import type { AdvanceOutcome, Result } from '@reseq/store';
 import type { SenderMetrics } from './sender-metrics.js';
 
-/** How long to wait before looking again at a lease that is not safely valid, in ms. */
-const LEASE_WAIT_MS = 100;
+/**
+ * How long a delivery step (this one, single-step.ts, window-step.ts, replay-runner.ts) waits
+ * before looking again at a lease that is not safely valid, in ms.
+ */
+export const LEASE_WAIT_MS = 100;
 
 /** A batch: the values it sends, and the sequences it settles. */
 export interface Batch {

@@ -86,7 +86,8 @@ function entryIdOf(result: Result): string | undefined {
 function inStream(buffer: ReorderBuffer<Result>, from: number, to: number): [number, string][] {
   const entries: [number, string][] = [];
   for (let sequence = from; sequence <= to; sequence++) {
-    const entryId = entryIdOf(buffer.at(sequence) ?? ({} as Result));
+    const held = buffer.at(sequence);
+    const entryId = held && entryIdOf(held);
     if (entryId !== undefined) entries.push([sequence, entryId]);
   }
   return entries;
@@ -162,7 +163,8 @@ export class DestinationLane {
     let duplicates = 0;
     const outcomes = results.map((result): Offered => {
       const held = this.#buffer.at(result.sequence);
-      if (held && entryIdOf(held) !== undefined && entryIdOf(held) === entryIdOf(result)) return 'same';
+      const heldEntry = held && entryIdOf(held);
+      if (heldEntry !== undefined && heldEntry === entryIdOf(result)) return 'same';
       if (this.#buffer.offer(result.sequence, result) === 'buffered') return 'held';
       duplicates++;
       return 'duplicate';

@@ -10,12 +10,10 @@ import type { DestinationConfig } from '@reseq/config';
 import type { Delivery } from '@reseq/delivery';
 import { backoffDelay, sleep, type Logger } from '@reseq/runtime';
 import { readHistory, replayStep, type KeySchema, type ReplayRequest, type ReseqRedis } from '@reseq/store';
+import { LEASE_WAIT_MS } from './batch-step.js';
 
 /** Retained values read from the history per round trip. */
 const PAGE = 64;
-
-/** How long to wait before looking again at a lease that is not safely valid, in ms. */
-const LEASE_WAIT_MS = 100;
 
 /** What a replay needs from its lane. */
 export interface ReplayDeps {

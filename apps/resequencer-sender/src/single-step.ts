@@ -7,10 +7,7 @@
  */
 import { backoffDelay, faultPoint, sleep } from '@reseq/runtime';
 import type { Result } from '@reseq/store';
-import type { BatchStepDeps } from './batch-step.js';
-
-/** How long to wait before looking again at a lease that is not safely valid, in ms. */
-const LEASE_WAIT_MS = 100;
+import { LEASE_WAIT_MS, type BatchStepDeps } from './batch-step.js';
 
 /** What the lane's single step needs: the batch step's dependencies but the buffer and recording. */
 export type SingleStepDeps = Omit<BatchStepDeps, 'buffer' | 'record' | 'reload'>;

@@ -9,10 +9,7 @@
 import type { DeliveryOutcome } from '@reseq/delivery';
 import { backoffDelay, faultPoint, sleep } from '@reseq/runtime';
 import type { Result } from '@reseq/store';
-import type { BatchStepDeps } from './batch-step.js';
-
-/** How long to wait before looking again at a lease that is not safely valid, in ms. */
-const LEASE_WAIT_MS = 100;
+import { LEASE_WAIT_MS, type BatchStepDeps } from './batch-step.js';
 
 /** What a window step needs from its lane: a batch step's needs, and two more. */
 export interface WindowStepDeps extends BatchStepDeps {
