@@ -49,7 +49,15 @@ export function baselineProgram(...args: string[]): string[] {
 
 /** Arguments that run one of reseq's apps. */
 export function reseqApp(app: 'ingest' | 'transform-worker' | 'resequencer-sender'): string[] {
-  return [join(ROOT, 'apps', app, 'dist', 'main.js')];
+  return [...appNodeArgs(), join(ROOT, 'apps', app, 'dist', 'main.js')];
+}
+
+/**
+ * Node.js flags for reseq's apps from `BENCH_APP_NODE_ARGS` (space-separated), to profile them
+ * during a run: `BENCH_APP_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" pnpm bench …`.
+ */
+function appNodeArgs(): string[] {
+  return (process.env.BENCH_APP_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== '');
 }
 
 /** Processes started and not yet exited, SIGKILLed should the harness exit without stopping them. */

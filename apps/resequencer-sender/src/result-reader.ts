@@ -16,7 +16,7 @@
  * once the move is confirmed, as the worker's `complete` (not confirmed itself) is confirmed
  * with it: a delivered result is then never one a failover takes back (guarantees.md).
  */
-import { sleep, type Logger } from '@reseq/runtime';
+import { sleep, untilAborted, type Logger } from '@reseq/runtime';
 import {
   bufferResults,
   readResults,
@@ -124,11 +124,6 @@ export class ResultReader {
 
   async #run(): Promise<void> {
     const { blocking, batchSize, logger } = this.#options;
-    // A read queued while the connection reconnects never settles once stop() disconnected it
-    // (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
-    const stopped = new Promise<undefined>((resolve) =>
-      this.#stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true }),
-    );
     // The moves of the last read, under way while the next read waits for more (see #move).
     let moving: Promise<boolean> | undefined;
     try {
@@ -140,7 +135,12 @@ export class ResultReader {
         }
         try {
           const cursors = plan.ordered.map((lane) => this.#readCursors.get(lane) ?? '0-0');
-          const read = await Promise.race([readResults(blocking, plan.streams, cursors, batchSize, BLOCK_MS), stopped]);
+          // A read queued while the connection reconnects never settles once stop() disconnected
+          // it (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
+          const read = await untilAborted(
+            readResults(blocking, plan.streams, cursors, batchSize, BLOCK_MS),
+            this.#stopping.signal,
+          );
           if (read === undefined) return;
           // Moves are made, and handed to the lanes, in the order they were read.
           const previous = moving;

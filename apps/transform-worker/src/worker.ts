@@ -8,7 +8,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { ReseqConfig } from '@reseq/config';
-import { faultPoint, sleep, type Logger } from '@reseq/runtime';
+import { faultPoint, sleep, untilAborted, type Logger } from '@reseq/runtime';
 import {
   claimIdle,
   completeBatch,
@@ -201,19 +201,16 @@ export class TransformWorker {
     const batch = config.worker.batchSize;
     // Own pending entries first: what this consumer held when it last stopped or crashed.
     let from = '0';
-    // A read queued while the connection reconnects never settles once stop() disconnected it
-    // (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
-    const drained = new Promise<undefined>((resolve) =>
-      this.#draining.signal.addEventListener('abort', () => resolve(undefined), { once: true }),
-    );
     while (!this.#draining.signal.aborted) {
       await this.#waitForFreeSlot();
       if (this.#draining.signal.aborted) return;
       try {
-        const result = await Promise.race([
+        // A read queued while the connection reconnects never settles once stop() disconnected
+        // it (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
+        const result = await untilAborted(
           readInput(blocking, keys, consumer, from, Math.min(this.#freeSlots(), batch), 2000),
-          drained,
-        ]);
+          this.#draining.signal,
+        );
         if (result === undefined) return;
         if (from !== '>') {
           if (result.lastId === undefined) {

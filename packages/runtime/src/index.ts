@@ -6,6 +6,7 @@
 export { createLogger, lazyChild, maskUrlPassword, type Logger, type LoggerOptions } from './logger.js';
 export { ReseqError, isReseqError, toReseqError, type ReseqErrorOptions } from './errors.js';
 export { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+export { untilAborted } from './until-aborted.js';
 export {
   startOpsServer,
   evaluateReadiness,
