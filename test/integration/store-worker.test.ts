@@ -10,6 +10,7 @@ import {
   deliveryCounts,
   discardEntries,
   ensureWorkerGroup,
+  forgetIdleConsumers,
   handBackEntries,
   readInput,
   touchEntries,
@@ -405,3 +406,38 @@ describe('trimInput', () => {
     expect(await trimInput(ctx.redis, ctx.keys)).toBe(0);
   });
 });
+
+describe('forgetIdleConsumers', () => {
+  /** Consumer names in the group, as `XINFO CONSUMERS` lists them. */
+  async function consumerNames(): Promise<string[]> {
+    const rows = (await ctx.redis.xinfo('CONSUMERS', ctx.keys.input, WORKER_GROUP)) as (string | number)[][];
+    return rows.map((flat) => String(flat[flat.indexOf('name') + 1])).sort();
+  }
+
+  it('removes the consumers that hold nothing and are idle, never one with pending entries or the caller', async () => {
+    await seed(3);
+    // 'crashed' holds an entry, 'stopped' finished its own, 'self' is the caller.
+    const held = await readInput(blocking, ctx.keys, 'crashed', '>', 1, 100);
+    const done = await readInput(blocking, ctx.keys, 'stopped', '>', 1, 100);
+    await ctx.redis.xack(ctx.keys.input, WORKER_GROUP, done.entries[0]!.entryId);
+    await readInput(blocking, ctx.keys, 'self', '>', 1, 100);
+    await ctx.redis.xack(ctx.keys.input, WORKER_GROUP, ...(await owned('self')));
+    expect(await consumerNames()).toEqual(['crashed', 'self', 'stopped']);
+
+    // Not idle long enough: nothing goes.
+    expect(await forgetIdleConsumers(ctx.redis, ctx.keys, 'self', 3_600_000)).toEqual([]);
+    await sleep(20);
+    expect(await forgetIdleConsumers(ctx.redis, ctx.keys, 'self', 10)).toEqual(['stopped']);
+    expect(await consumerNames()).toEqual(['crashed', 'self']);
+    // The crashed worker's entry is still pending, for a takeover.
+    expect(await pendingByConsumer()).toEqual({ crashed: 1 });
+    expect((await owners())[held.entries[0]!.entryId]).toBe('crashed');
+  });
+});
+
+/** The entries a consumer holds. */
+async function owned(consumer: string): Promise<string[]> {
+  return Object.entries(await owners())
+    .filter(([, owner]) => owner === consumer)
+    .map(([id]) => id);
+}

@@ -15,6 +15,7 @@ import {
   deliveryCounts,
   discardEntries,
   ensureWorkerGroup,
+  forgetIdleConsumers,
   handBackEntries,
   readInput,
   touchEntries,
@@ -60,6 +61,12 @@ interface Admitted {
 
 /** How often a worker compacts the input stream (trimInput), in ms. */
 const TRIM_INTERVAL_MS = 60_000;
+
+/**
+ * How long a consumer of the group that holds nothing may go without reading before a worker
+ * removes it (forgetIdleConsumers, at the same pace as trimInput): a stopped worker's name.
+ */
+const FORGET_CONSUMERS_AFTER_MS = 3_600_000;
 
 /** Entries delivered this many times without settling are dead-lettered (crash loops). */
 const DELIVERIES_PER_ATTEMPT = 2;
@@ -291,6 +298,9 @@ export class TransformWorker {
           this.#lastTrimAt = Date.now();
           const trimmed = await trimInput(redis, keys);
           if (trimmed > 0) this.#log.debug({ trimmed }, 'trimmed the input stream below the oldest needed entry');
+          const forgotten = await forgetIdleConsumers(redis, keys, consumer, FORGET_CONSUMERS_AFTER_MS);
+          if (forgotten.length > 0)
+            this.#log.info({ consumers: forgotten }, 'removed the consumers of stopped workers, which held nothing');
         }
         this.#lastRecoveryAt = Date.now();
       } catch (err) {

@@ -32,6 +32,7 @@ export const SCRIPT_NAMES = [
   'replay-step',
   'status-age',
   'hedge-poll',
+  'forget-consumers',
 ] as const;
 
 export type ScriptName = (typeof SCRIPT_NAMES)[number];

@@ -274,3 +274,21 @@ export async function trimInput(redis: Redis, keys: KeySchema): Promise<number> 
   if (bound === undefined) return 0;
   return await redis.xtrim(keys.input, 'MINID', bound);
 }
+
+/**
+ * Removes from the worker group the consumers that hold nothing and have not read for `idleMs`:
+ * the names of workers that stopped or crashed (each process reads as `<host>-<pid>`, so every
+ * restart adds one), which would otherwise pile up in `XINFO CONSUMERS` for good. One script
+ * call (lua/forget-consumers.lua), so no consumer can take an entry between the check and its
+ * removal: XGROUP DELCONSUMER drops whatever the consumer holds from the group's pending list.
+ * A live worker that read nothing for that long is made again by its next XREADGROUP.
+ * @returns the names removed.
+ */
+export async function forgetIdleConsumers(
+  redis: ReseqRedis,
+  keys: KeySchema,
+  self: string,
+  idleMs: number,
+): Promise<string[]> {
+  return (await runScript(redis, 'forget-consumers', [keys.input], [WORKER_GROUP, self, idleMs])) as string[];
+}
