@@ -379,6 +379,23 @@ describe('reseq CLI', () => {
     expect(result.ms).toBeLessThan(3_000);
   });
 
+  it('names the cluster nodes it could not reach, not REDIS_URL, on a Redis Cluster', async () => {
+    h = new Harness('cli unreachable cluster', inject('redisUrl'));
+    const config = await h.config(pipelineConfig({ billing: { url: 'http://127.0.0.1:9/in' } }));
+    const [first, second] = [await freePort(), await freePort()];
+    const result = await run(['status', '--json'], {
+      REDIS_URL: 'redis://127.0.0.1:6399',
+      REDIS_CLUSTER_NODES: `127.0.0.1:${first},127.0.0.1:${second}`,
+      RESEQ_CONFIG: config,
+    });
+    expectRefused(
+      result,
+      6,
+      new RegExp(`^reseq: cannot reach Redis at cluster nodes 127\\.0\\.0\\.1:${first},127\\.0\\.0\\.1:${second}: `),
+    );
+    expect(result.stdout).toBe('');
+  });
+
   it('runs as `pnpm reseq` at the repository root, with nothing but the JSON on stdout', async () => {
     h = new Harness('cli pnpm', inject('redisUrl'));
     const config = await h.config(pipelineConfig({ billing: { url: 'http://127.0.0.1:9/in' } }));

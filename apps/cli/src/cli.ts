@@ -45,8 +45,13 @@ export interface CliIo {
 /** Default of {@link CliIo.connectTimeoutMs}. */
 export const CONNECT_TIMEOUT_MS = 5000;
 
-/** Where Redis is, for an error line: host and port (never the credentials), or the sentinels. */
+/**
+ * Where Redis is, for an error line: host and port (never the credentials), the sentinels, or the
+ * cluster's seed nodes.
+ */
 function describeTarget(target: RedisTarget): string {
+  if (target.cluster)
+    return `cluster nodes ${target.cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
   if (target.sentinel) {
     const nodes = target.sentinel.nodes.map(({ host, port }) => `${host}:${port}`).join(',');
     return `master "${target.sentinel.name}" of sentinels ${nodes}`;
