@@ -275,9 +275,12 @@ describe('reseq CLI', () => {
         {
           results: { key: string; value: number };
           buffer: { value: number };
+          history: { value: number; command: string };
+          replay: { value: Record<string, string> | null };
           lease: { value: string | null; command: string };
         }
       >;
+      hedges: { length: { value: number; command: string } };
     }
     const raw = await json<InspectJson>(cli('inspect', '--json'));
     expect(raw.prefix).toBe(h.prefix);
@@ -295,6 +298,10 @@ describe('reseq CLI', () => {
     expect(billing.results.value + billing.buffer.value).toBeGreaterThanOrEqual(3);
     expect(billing.lease.value).toMatch(/\|\d+$/);
     expect(billing.lease.command).toContain(`GET '${h.key('lease:billing')}'`);
+    // 1 and 2 delivered and retained for replay; no replay under way; no hedged dispatch.
+    expect(billing.history.value).toBe(2);
+    expect(billing.replay.value).toBeNull();
+    expect(raw.hedges.length).toEqual({ value: 0, command: `redis-cli ZCARD '${h.key('hedge')}'` });
     const inspectTable = await cli('inspect');
     expect(inspectTable.code, inspectTable.stderr).toBe(0);
     for (const command of [
@@ -304,10 +311,14 @@ describe('reseq CLI', () => {
       `redis-cli XLEN '${h.key('res:billing')}'`,
       `redis-cli HLEN '${h.key('buf:billing')}'`,
       `redis-cli HGETALL '${h.key('paused')}'`,
+      `redis-cli XLEN '${h.key('hist:billing')}'`,
+      `redis-cli HGETALL '${h.key('replay:billing')}'`,
     ]) {
       expect(inspectTable.stdout).toContain(command);
     }
     expect(inspectTable.stdout).toMatch(/^group workers +\d+ consumers, 0 pending/m);
+    expect(inspectTable.stdout).toMatch(/^billing: history +2 /m);
+    expect(inspectTable.stdout).toMatch(/^billing: replay +none /m);
 
     const resumed = await json<{ paused: boolean; changed: boolean }>(
       cli('destination', 'resume', 'billing', '--json'),

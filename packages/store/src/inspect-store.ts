@@ -1,6 +1,7 @@
 /**
  * The raw picture behind `reseq inspect`: the input stream and its consumer group, the pending
- * entries per consumer, and per destination its result stream, reorder buffer and lease, each
+ * entries per consumer, the dead letters and hedge requests, and per destination its result
+ * stream, reorder buffer, dead letters, retained history, replay under way and lease, each
  * figure with the redis-cli command that shows the same (the real key names of the pipeline).
  * Read-only; figures come from separate reads, so they are close together, not one snapshot.
  */
@@ -42,6 +43,8 @@ export interface Inspection {
     }>;
   };
   deadLetters: { key: string; length: Figure<number> };
+  /** Hedge requests not yet taken (`worker.hedgeAfterMs`; always 0 without it). */
+  hedges: { key: string; length: Figure<number> };
   /** The per-destination hashes: destination -> value. */
   hashes: Record<
     'sequences' | 'delivered' | 'blocked' | 'paused' | 'fences',
@@ -53,6 +56,10 @@ export interface Inspection {
       results: Figure<number> & { key: string };
       buffer: Figure<number> & { key: string };
       deadLetterIndex: Figure<number> & { key: string };
+      /** Delivered values retained for `reseq replay` (`sender.historyLength`). */
+      history: Figure<number> & { key: string };
+      /** The replay under way (`id`, `from`, `requested`, `at`, `to`, `next`), or null. */
+      replay: Figure<Record<string, string> | null> & { key: string };
       /** "<sender id>|<fencing token>", or null when no sender holds it. */
       lease: Figure<string | null> & { key: string; ttlMs: number | null };
     }
@@ -90,10 +97,11 @@ export async function inspectPipeline(
   const [[lengthError, length] = [null, 0], [groupsError, groupsRaw] = [null, []]] =
     (await redis.pipeline().xlen(input).call('XINFO', 'GROUPS', input).exec()) ?? [];
   if (lengthError) throw lengthError;
-  const [groupsReply, pendingReply, dlqLength] = await Promise.all([
+  const [groupsReply, pendingReply, dlqLength, hedgeCount] = await Promise.all([
     orElse(groupsError ? Promise.reject(groupsError) : Promise.resolve(groupsRaw), [] as unknown),
     orElse(redis.call('XPENDING', input, WORKER_GROUP), [0, null, null, null] as unknown),
     redis.xlen(keys.deadLetters),
+    redis.zcard(keys.hedges),
   ]);
   const groups: GroupInfo[] = (Array.isArray(groupsReply) ? groupsReply : []).map((raw) => {
     const g = pairs(raw);
@@ -133,10 +141,12 @@ export async function inspectPipeline(
 
   const perDestination = await Promise.all(
     destinations.map(async (d) => {
-      const [results, buffer, dead, lease, ttl] = await Promise.all([
+      const [results, buffer, dead, history, replay, lease, ttl] = await Promise.all([
         redis.xlen(keys.results(d)),
         redis.hlen(keys.buffer(d)),
         redis.hlen(keys.deadLetterIndex(d)),
+        redis.xlen(keys.history(d)),
+        redis.hgetall(keys.replay(d)),
         redis.get(keys.lease(d)),
         redis.pttl(keys.lease(d)),
       ]);
@@ -149,6 +159,12 @@ export async function inspectPipeline(
             key: keys.deadLetterIndex(d),
             value: dead,
             command: `redis-cli HLEN ${q(keys.deadLetterIndex(d))}`,
+          },
+          history: { key: keys.history(d), value: history, command: `redis-cli XLEN ${q(keys.history(d))}` },
+          replay: {
+            key: keys.replay(d),
+            value: Object.keys(replay).length === 0 ? null : replay,
+            command: `redis-cli HGETALL ${q(keys.replay(d))}`,
           },
           lease: {
             key: keys.lease(d),
@@ -182,6 +198,7 @@ export async function inspectPipeline(
       key: keys.deadLetters,
       length: { value: dlqLength, command: `redis-cli XLEN ${q(keys.deadLetters)}` },
     },
+    hedges: { key: keys.hedges, length: { value: hedgeCount, command: `redis-cli ZCARD ${q(keys.hedges)}` } },
     hashes,
     destinations: Object.fromEntries(perDestination),
   };

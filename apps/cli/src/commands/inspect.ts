@@ -44,6 +44,7 @@ function formatShard(report: Inspection, json: boolean): string {
     rows.push([`  pending of ${consumer}`, String(count), input.pending.command]);
   }
   rows.push(['dead-letter stream length', String(report.deadLetters.length.value), report.deadLetters.length.command]);
+  rows.push(['hedge requests waiting', String(report.hedges.length.value), report.hedges.length.command]);
   for (const [name, hash] of Object.entries(report.hashes)) {
     const fields = Object.entries(hash.value);
     const text = fields.length === 0 ? '-' : fields.map(([field, value]) => `${field}=${value}`).join(' ');
@@ -53,6 +54,11 @@ function formatShard(report: Inspection, json: boolean): string {
     rows.push([`${d}: result stream`, String(s.results.value), s.results.command]);
     rows.push([`${d}: reorder buffer`, String(s.buffer.value), s.buffer.command]);
     rows.push([`${d}: dead letters`, String(s.deadLetterIndex.value), s.deadLetterIndex.command]);
+    rows.push([`${d}: history`, String(s.history.value), s.history.command]);
+    const replay = s.replay.value;
+    const replaying =
+      replay === null ? 'none' : `from ${replay.from ?? '?'} to ${replay.to ?? '?'}, next ${replay.next ?? '?'}`;
+    rows.push([`${d}: replay`, replaying, s.replay.command]);
     const lease = s.lease.value === null ? 'none' : `${s.lease.value} (${s.lease.ttlMs ?? '?'} ms left)`;
     rows.push([`${d}: lease`, lease, s.lease.command]);
   }
