@@ -118,6 +118,8 @@ for g = 1, groups do
       for seq, entry in string.gmatch(ARGV[resultEntries + g - 1], '(%d+)=(%S+)') do
         inStream[tonumber(seq)] = entry
       end
+      -- Deleted together after the loop (one XDEL per 500; see `complete` for why).
+      local settled = {}
       for seq = from, to do
         local encoded = false
         if historyLength > 0 then
@@ -130,9 +132,12 @@ for g = 1, groups do
             local found = redis.call('XRANGE', stream, entry, entry)
             if found[1] then rememberEntry(history, historyLength, seq, found[1][2]) end
           end
-          redis.call('XDEL', stream, entry)
+          settled[#settled + 1] = entry
         end
         hashDelete(buffer, seq)
+      end
+      for first = 1, #settled, 500 do
+        redis.call('XDEL', stream, unpack(settled, first, math.min(first + 499, #settled)))
       end
       local blockedAt = tonumber(hashGet(KEYS[2], dest) or '0')
       if blockedAt > 0 and blockedAt <= to then
