@@ -53,9 +53,11 @@ if (options.topology.clusterMasters > 0 && spawnSync('redis-cli', ['--version'])
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 await buildBaselines();
-const selected = options.systems;
+const { systems: selected, variants } = options;
 const runs = applyTopology(
-  allRuns(options.scenarios, options.quick).filter((r) => !selected || selected.includes(r.system.id)),
+  allRuns(options.scenarios, options.quick).filter(
+    (r) => (!selected || selected.includes(r.system.id)) && (!variants || variants.includes(r.variant)),
+  ),
   options.topology,
 );
 const outDir = resolve(options.outDir ?? join(ROOT, 'bench', 'results'));

@@ -8,6 +8,7 @@ describe('pnpm bench options', () => {
       scenarios: [...SCENARIOS],
       quick: false,
       systems: undefined,
+      variants: undefined,
       outDir: undefined,
       trace: false,
       topology: { shards: 1, clusterMasters: 0 },
@@ -23,6 +24,15 @@ describe('pnpm bench options', () => {
       trace: true,
     });
     expect(parseOptions(['--help'])).toBe('help');
+  });
+
+  it('takes --variant as the tables name it, and refuses one the chosen scenarios do not have', () => {
+    expect(
+      parseOptions(['--scenario', 'ceiling', '--variant', 'tcp, 64 dest', '--variant=http, 1 dest']),
+    ).toMatchObject({ variants: ['tcp, 64 dest', 'http, 1 dest'] });
+    expect(() => parseOptions(['--scenario', 'load', '--variant', 'tcp, 64 dest'])).toThrow(
+      /unknown variant "tcp, 64 dest" of load/,
+    );
   });
 
   it('refuses what it does not know with a coded error', () => {

@@ -2,7 +2,7 @@
  * Command-line options of `pnpm bench`.
  */
 import { BenchUsageError } from './options-error.js';
-import { SCENARIOS, type ScenarioName } from './scenarios.js';
+import { allRuns, SCENARIOS, type ScenarioName } from './scenarios.js';
 import { DEFAULT_TOPOLOGY, parseClusterMasters, parseShards, TOPOLOGY_USAGE, type RedisTopology } from './topology.js';
 
 export { BenchUsageError };
@@ -13,6 +13,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Only these system ids (all when undefined). */
   systems: string[] | undefined;
+  /** Only the runs of these variants, such as "tcp, 64 dest" (all when undefined). */
+  variants: string[] | undefined;
   /** Where results go (default bench/results). */
   outDir: string | undefined;
   /** Also write each run's per-message trace as CSV beside the JSON. */
@@ -35,11 +37,13 @@ export const SYSTEM_IDS = [
 export function usage(): string {
   return [
     'usage: pnpm bench [--scenario <name>]... [--quick] [--systems <id,...>] [--out <dir>] [--trace]',
-    '                  [--shards <n>] [--cluster-masters <m>]',
+    '                  [--variant <name>]... [--shards <n>] [--cluster-masters <m>]',
     '',
     `  --scenario <name>   ${SCENARIOS.join(' | ')} (repeatable, or comma-separated; default: all)`,
     '  --quick             short runs for development (seconds instead of a minute)',
     `  --systems <ids>     only these systems: ${SYSTEM_IDS.join(', ')}`,
+    '  --variant <name>    only this variant of a scenario, as the tables name it (repeatable), such as',
+    '                      --variant "tcp, 64 dest" for the ceiling or --variant "8 workers" for scaling',
     '  --out <dir>         where the JSON results and the plot go (default bench/results)',
     "  --trace             also write every run's per-message trace as CSV (k, destination, sequence,",
     '                      planned ms, accepted, delivered, ideal; times in ms since the epoch)',
@@ -53,6 +57,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     scenarios: [],
     quick: false,
     systems: undefined,
+    variants: undefined,
     outDir: undefined,
     trace: false,
     topology: { ...DEFAULT_TOPOLOGY },
@@ -92,6 +97,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         options.systems = ids;
         break;
       }
+      case '--variant':
+        options.variants = [...(options.variants ?? []), take()];
+        break;
       case '--out':
         options.outDir = take();
         break;
@@ -106,5 +114,15 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     }
   }
   if (options.scenarios.length === 0) options.scenarios = [...SCENARIOS];
+  if (options.variants) {
+    const known = new Set(allRuns(options.scenarios, options.quick).map((r) => r.variant));
+    const unknown = options.variants.filter((v) => !known.has(v));
+    if (unknown.length > 0) {
+      throw new BenchUsageError(
+        `unknown variant ${unknown.map((v) => `"${v}"`).join(', ')} of ${options.scenarios.join(', ')} ` +
+          `(one of ${[...known].map((v) => `"${v}"`).join(', ')})`,
+      );
+    }
+  }
   return options;
 }
