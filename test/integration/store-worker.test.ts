@@ -155,7 +155,7 @@ describe('readInput', () => {
 });
 
 describe('completeBatch', () => {
-  it('acknowledges and deletes each input entry and appends its result to its destination’s result stream', async () => {
+  it('acknowledges each input entry, trims it off the input stream and appends its result to its destination’s result stream', async () => {
     await ingest(ctx, ['billing', 'ledger'], { amount: 5 }, 'pay-1');
     await ingest(ctx, ['billing'], { amount: 6 }, 'pay-2');
     await ensureWorkerGroup(ctx.redis, ctx.keys);
@@ -183,6 +183,36 @@ describe('completeBatch', () => {
       { kind: 'none', id: 'pay-1', sequence: 1, acceptedAt: l1!.acceptedAt, attempts: 1, body: '' },
     ]);
     expect(await ctx.redis.xlen(ctx.keys.deadLetters)).toBe(0);
+  });
+
+  it('keeps entries settled behind one still in flight until it settles, and never trims an unread one', async () => {
+    await seed(5);
+    const [e1, e2, e3] = await readNew('w1', 3);
+    const ids = async () => (await ctx.redis.xrange(ctx.keys.input, '-', '+')).map(([id]) => id);
+    const all = await ids();
+
+    // e1 still runs: e2 and e3 are settled but stay behind it, with the two unread ones.
+    expect(await completeBatch(ctx.redis, ctx.keys, [value(e3!, 3), value(e2!, 2)])).toEqual({
+      written: 2,
+      duplicates: 0,
+    });
+    expect(await ids()).toEqual(all);
+
+    // e1 settles: nothing is pending, so everything handed out goes and the unread two stay.
+    await completeBatch(ctx.redis, ctx.keys, [value(e1!, 1)]);
+    expect(await ids()).toEqual(all.slice(3));
+    // A repeated call (a retry after a lost reply) acknowledges nothing and trims nothing.
+    expect(await completeBatch(ctx.redis, ctx.keys, [value(e1!, 1)])).toEqual({ written: 0, duplicates: 1 });
+    expect(await ids()).toEqual(all.slice(3));
+
+    const rest = await readNew('w2');
+    expect(rest.map((e) => (JSON.parse(e.payload) as { n: number }).n)).toEqual([4, 5]);
+    await completeBatch(ctx.redis, ctx.keys, [value(rest[1]!, 5)]);
+    expect(await ids()).toEqual(all.slice(3));
+    await completeBatch(ctx.redis, ctx.keys, [value(rest[0]!, 4)]);
+    expect(await ctx.redis.xlen(ctx.keys.input)).toBe(0);
+    // Nothing was lost on the way: every result is in the result stream, once.
+    expect((await resultEntries(ctx, 'billing')).map((r) => r.sequence).sort()).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('writes the result of an entry completed twice (a recovered worker finishing late) only once', async () => {

@@ -74,7 +74,7 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
 export function registerInputBacklogMetrics(registry: Registry, redis: ReseqRedis, shards: readonly KeySchema[]): void {
   const length = new Gauge({
     name: 'reseq_input_stream_length',
-    help: 'Entries in the input stream (XLEN); settled entries are deleted, so this is the backlog',
+    help: 'Entries in the input stream (XLEN): not yet transformed, in flight, and settled behind one still in flight (trimmed once it settles)',
     registers: [registry],
     async collect() {
       await read();

@@ -1,8 +1,8 @@
 --[[
   complete (v2): record the outcome of a batch of transforms.
 
-  For each input entry: acknowledge it, delete it from the input stream and append its
-  outcome to its destination's result stream, atomically. An entry that was already
+  For each input entry: acknowledge it and append its outcome to its destination's result
+  stream, atomically; then trim the settled entries off the input stream (below). An entry that was already
   acknowledged (a peer took it over and finished first) is a duplicate: nothing is written,
   so a result reaches its destination's stream at most once. A dead letter is also appended
   to the dead-letter stream with its original payload, attempts and last error, and indexed
@@ -31,16 +31,22 @@
 
   Returns   { written, duplicates }
 
-  The acknowledged entries are deleted with one XDEL per 500 at the end, not one each: Redis
-  looks for the stream's new first entry once per XDEL that removed the current one, stepping
-  over the deleted entries before it, so deleting oldest first one at a time cost twice as much.
+  The acknowledged entries are not deleted one by one: the stream is trimmed (XTRIM MINID) up
+  to the oldest entry the group still needs: its oldest pending entry, or, with none pending,
+  the one after the last it was handed. Every entry below that bound was handed to the group
+  (XREADGROUP hands entries out in id order, and ids only grow) and is no longer pending, so
+  settled. Entries settled above the oldest pending one stay until it settles: the stream holds
+  what is unread, in flight, and settled behind something still in flight. Trimming from the
+  front costs Redis a fraction of deleting oldest first (XDEL looks for the stream's new first
+  entry after each deletion of the current one). The bound is the workers' group's alone: the
+  input stream has no other reader.
 ]]
 local group = ARGV[1]
 local now = ARGV[2]
 local count = tonumber(ARGV[3])
 local written = 0
 local duplicates = 0
-local acked = {}
+local acked = 0
 local i = 4
 for _ = 1, count do
   local entryId = ARGV[i]
@@ -52,7 +58,7 @@ for _ = 1, count do
   local attempts = ARGV[i + 6]
   local body = ARGV[i + 7]
   if redis.call('XACK', KEYS[1], group, entryId) == 1 then
-    acked[#acked + 1] = entryId
+    acked = acked + 1
     if kind == 'x' then
       local extra = ARGV[i + 8]
       local sep = string.find(extra, '\n', 1, true)
@@ -73,8 +79,20 @@ for _ = 1, count do
   end
   i = i + 10
 end
--- In chunks, as unpack has a limit on how many values it passes.
-for first = 1, #acked, 500 do
-  redis.call('XDEL', KEYS[1], unpack(acked, first, math.min(first + 499, #acked)))
+if acked > 0 then
+  local oldest = redis.call('XPENDING', KEYS[1], group, '-', '+', 1)[1]
+  local bound = oldest and oldest[1]
+  if not bound then
+    local last
+    for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+      local fields = {}
+      for j = 1, #info, 2 do fields[info[j]] = info[j + 1] end
+      if fields['name'] == group then last = fields['last-delivered-id'] end
+    end
+    local ms, seq = string.match(last or '', '^(%d+)-(%d+)$')
+    -- The entry after the last handed out; a sequence too long for a Lua number keeps that one.
+    if ms and #seq < 15 then bound = ms .. '-' .. string.format('%d', tonumber(seq) + 1) else bound = last end
+  end
+  if bound then redis.call('XTRIM', KEYS[1], 'MINID', bound) end
 end
 return { written, duplicates }

@@ -249,8 +249,9 @@ export async function completeBatch(
 /**
  * Trims the input stream below the oldest entry any consumer group still needs (its oldest
  * pending entry, else the first one it has not read), never by length: MAXLEN would silently drop
- * pending or unread entries. Entries are deleted one by one once done, so this only compacts;
- * it keeps memory flat in long runs whatever operators add to the stream. Safe against races:
+ * pending or unread entries. `complete` trims the same way after every call, so this only catches
+ * what settled outside it (malformed entries discarded, an operator's XACK); it keeps memory flat
+ * in long runs whatever operators add to the stream. Safe against races:
  * new entries only arrive above the computed bound, and a group's bound only moves up.
  * @returns how many entries were trimmed.
  */
