@@ -145,8 +145,13 @@ export async function runHedgeAttempt(
   return undefined;
 }
 
-/** One attempt, with its timeout, the hedge timer and `cancel`. */
-async function runAttempt(
+/**
+ * One attempt, with its timeout, the hedge timer and `cancel`. Whichever ends it first (the
+ * transform's answer, the timeout, `cancel`) settles one promise made by hand; the others find it
+ * settled and do nothing. No race of promises per attempt: for a fast transform, the promises
+ * and closures around the call cost more than the call.
+ */
+function runAttempt(
   entry: InputEntry,
   payload: unknown,
   attempt: number,
@@ -154,65 +159,73 @@ async function runAttempt(
   log: () => Logger,
 ): Promise<AttemptEnd> {
   const { settings } = options;
-  // The attempt's `context.signal`, made only when the transform asks for it (most never do);
-  // an abort before that is remembered and applied to it then.
-  let controller: AbortController | undefined;
-  let abortedWith: { reason: unknown } | undefined;
-  const abortAttempt = (reason: unknown): void => {
-    abortedWith ??= { reason };
-    controller?.abort(reason);
-  };
-  // Rejects the race below early: on the timeout, or when another copy finished the entry.
-  let stopEarly: (err: unknown) => void = () => {};
-  const early = new Promise<never>((_, reject) => (stopEarly = reject));
-  let cancelled: CancelledError | undefined;
-  const offAbort = onAbort(options.abort, () => abortAttempt(options.abort.reason));
-  const offCancel = options.cancel
-    ? onAbort(options.cancel, () => {
-        cancelled = new CancelledError('another copy finished this entry');
-        abortAttempt(cancelled);
-        stopEarly(cancelled);
-      })
-    : undefined;
-  const timer = setTimeout(() => {
-    const err = new AttemptTimeoutError(`transform took longer than ${settings.timeoutMs} ms`);
-    abortAttempt(err);
-    stopEarly(err);
-  }, settings.timeoutMs);
-  const hedge = options.hedge;
-  const slow = hedge ? setTimeout(() => hedge.onSlow(attempt), hedge.afterMs) : undefined;
-  const started = performance.now();
-  try {
+  return new Promise<AttemptEnd>((resolve) => {
+    // The attempt's `context.signal`, made only when the transform asks for it (most never do);
+    // an abort before that is remembered and applied to it then.
+    let controller: AbortController | undefined;
+    let abortedWith: { reason: unknown } | undefined;
+    const abortAttempt = (reason: unknown): void => {
+      abortedWith ??= { reason };
+      controller?.abort(reason);
+    };
+    let ended = false;
+    const started = performance.now();
+    const end = (result: AttemptEnd, outcome?: 'ok' | 'error' | 'timeout'): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      if (slow) clearTimeout(slow);
+      offAbort();
+      offCancel?.();
+      if (outcome) options.onAttempt?.(outcome, (performance.now() - started) / 1000);
+      resolve(result);
+    };
+    const fail = (err: unknown): void => {
+      if (options.cancel?.aborted) end({ cancelled: true });
+      else end({ error: err }, err instanceof AttemptTimeoutError ? 'timeout' : 'error');
+    };
+    const offAbort = onAbort(options.abort, () => abortAttempt(options.abort.reason));
+    const offCancel = options.cancel
+      ? onAbort(options.cancel, () => {
+          abortAttempt(new CancelledError('another copy finished this entry'));
+          end({ cancelled: true });
+        })
+      : undefined;
+    const timer = setTimeout(() => {
+      const err = new AttemptTimeoutError(`transform took longer than ${settings.timeoutMs} ms`);
+      abortAttempt(err);
+      fail(err);
+    }, settings.timeoutMs);
+    const hedge = options.hedge;
+    const slow = hedge ? setTimeout(() => hedge.onSlow(attempt), hedge.afterMs) : undefined;
     const message = { id: entry.id, destination: entry.destination, sequence: entry.sequence, payload, attempt };
-    const value = await Promise.race([
-      Promise.resolve().then(() =>
-        options.transform(message, {
-          get signal() {
-            if (!controller) {
-              controller = new AbortController();
-              if (abortedWith) controller.abort(abortedWith.reason);
-            }
-            return controller.signal;
-          },
-          get log() {
-            return log();
-          },
-        }),
-      ),
-      early,
-    ]);
-    options.onAttempt?.('ok', (performance.now() - started) / 1000);
-    return { settled: settle(value, attempt) };
-  } catch (err) {
-    if ((cancelled && err === cancelled) || options.cancel?.aborted) return { cancelled: true };
-    options.onAttempt?.(err instanceof AttemptTimeoutError ? 'timeout' : 'error', (performance.now() - started) / 1000);
-    return { error: err };
-  } finally {
-    clearTimeout(timer);
-    clearTimeout(slow);
-    offAbort();
-    offCancel?.();
-  }
+    const context = {
+      get signal(): AbortSignal {
+        if (!controller) {
+          controller = new AbortController();
+          if (abortedWith) controller.abort(abortedWith.reason);
+        }
+        return controller.signal;
+      },
+      get log(): Logger {
+        return log();
+      },
+    };
+    const ok = (value: unknown): void => end({ settled: settle(value, attempt) }, 'ok');
+    let returned: unknown;
+    try {
+      returned = options.transform(message, context);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    // A thenable is awaited (its rejection is the attempt's error); anything else is the value.
+    if (returned !== null && typeof (returned as PromiseLike<unknown> | undefined)?.then === 'function') {
+      Promise.resolve(returned).then(ok, fail);
+    } else {
+      ok(returned);
+    }
+  });
 }
 
 /** What a returned value settles as. */
