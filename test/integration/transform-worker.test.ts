@@ -3,6 +3,8 @@
  * HTTP sink): retries, dead letters under both policies, dropped messages, SIGTERM with
  * transforms in flight, and a SIGKILLed worker coming back under its consumer name.
  */
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { waitFor, type AppProcess } from '../fixtures/apps.js';
@@ -152,6 +154,33 @@ describe('transform-worker', () => {
     expectDelivered(sinks.a!, [1, 3, 6]);
     expect(sinks.a!.received.map((d) => (d.body as { n: number }).n)).toEqual([1, 3, 6]);
     expect(await deadLetters(h)).toEqual([]);
+  });
+
+  it('never runs more than WORKER_CONCURRENCY fast transforms at once, reading ahead, and delivers all in order', async () => {
+    const count = 150;
+    const { sinks, config, ingest } = await pipeline('worker concurrency', { a: {}, b: {} });
+    const probe = join(dirname(config), 'most-in-flight');
+    // Transforms of 0-4 ms: fast enough for the worker to read its next batch while they run, and
+    // to free each slot before the outcome of its transform is written.
+    await startWorker(h, config, {
+      TRANSFORM_MODULE: resolve(import.meta.dirname, '../fixtures/transforms/concurrency-probe.mjs'),
+      RESEQ_TEST_MAX_DELAY_MS: '4',
+      RESEQ_TEST_PROBE_FILE: probe,
+      WORKER_CONCURRENCY: '4',
+    });
+    await h.start('resequencer-sender', config);
+    for (let n = 1; n <= count; n++) await h.send(ingest, { destinations: ['a', 'b'], payload: { n } });
+
+    await waitFor(
+      () => sinks.a!.unique().length >= count && sinks.b!.unique().length >= count,
+      'every message at both destinations',
+      20_000,
+    );
+    expect(sinks.a!.received.map((d) => (d.body as { n: number }).n)).toEqual(range(1, count));
+    expect(sinks.b!.received.map((d) => (d.body as { n: number }).n)).toEqual(range(1, count));
+    // Four at once, never five.
+    expect(Number(await readFile(probe, 'utf8'))).toBe(4);
+    await waitFor(async () => (await h.redis.xlen(h.key('in'))) === 0, 'the input stream trimmed to nothing');
   });
 
   describe.each([

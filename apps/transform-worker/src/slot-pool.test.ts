@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EngineSlots, SlotPool } from './slot-pool.js';
+import { EngineSlots, ReadAhead, SlotPool, slotsTaken } from './slot-pool.js';
 
 /** An engine that "runs" what it starts until `finish` is called. */
 function engine(pool: SlotPool) {
@@ -82,5 +82,71 @@ describe('SlotPool', () => {
     expect(a.slots.waitingLongerThan(1000, now)).toEqual([]);
     expect(a.slots.waitingLongerThan(1000, now + 1000)).toEqual(['x']);
     expect(a.slots.waitingLongerThan(1000, now + 1500)).toEqual([]);
+  });
+});
+
+describe('slotsTaken', () => {
+  it('frees a slot when its transform settles, while its outcome is still being recorded', () => {
+    // 8 slots; 10 entries held, 4 of them settled and being recorded: 6 transforms run.
+    expect(slotsTaken(10, 4, 8)).toBe(6);
+    expect(slotsTaken(8, 0, 8)).toBe(8);
+    expect(slotsTaken(8, 8, 8)).toBe(0);
+  });
+
+  it('counts settled outcomes beyond the capacity as taken slots, so a slow Redis stops the reads', () => {
+    // 12 outcomes wait for their write with 8 slots: 4 of them take a slot each, and 4 transforms
+    // run, so nothing is free and the worker reads no more.
+    expect(slotsTaken(16, 12, 8)).toBe(8);
+    expect(slotsTaken(20, 20, 8)).toBe(12);
+  });
+
+  it('with an engine that records slowly, never starts more transforms than the capacity', () => {
+    const pool = new SlotPool(4);
+    const transforms = new Set<string>();
+    const recording = new Set<string>();
+    let most = 0;
+    const slots = new EngineSlots<string>(
+      pool,
+      () => slotsTaken(transforms.size + recording.size, recording.size, pool.capacity),
+      (item) => {
+        transforms.add(item);
+        most = Math.max(most, transforms.size);
+      },
+    );
+    for (let i = 0; i < 20; i++) slots.admit(`e${i}`);
+    // Every transform settles; no write ever completes.
+    for (let round = 0; round < 5; round++) {
+      for (const item of [...transforms]) {
+        transforms.delete(item);
+        recording.add(item);
+        pool.wake();
+      }
+    }
+    expect(most).toBe(4);
+    // 8 outcomes wait for their write: 4 besides the slots, and 4 that take every slot, so
+    // nothing more starts until some are written.
+    expect(recording.size).toBe(8);
+    expect(transforms.size).toBe(0);
+    expect(slots.waiting.length).toBe(12);
+    expect(pool.free).toBe(0);
+  });
+});
+
+describe('ReadAhead', () => {
+  it('reads nothing ahead before a transform settled, nor while transforms are slow', () => {
+    const ahead = new ReadAhead(20);
+    expect(ahead.extra(16)).toBe(0);
+    ahead.settled(750);
+    expect(ahead.extra(16)).toBe(0);
+  });
+
+  it('reads a pool’s worth ahead while transforms are fast, and stops once they slow down', () => {
+    const ahead = new ReadAhead(20);
+    ahead.settled(1);
+    expect(ahead.extra(16)).toBe(16);
+    for (let i = 0; i < 3; i++) ahead.settled(500);
+    expect(ahead.extra(16)).toBe(0);
+    for (let i = 0; i < 60; i++) ahead.settled(2);
+    expect(ahead.extra(16)).toBe(16);
   });
 });

@@ -107,3 +107,45 @@ export class EngineSlots<T> {
     return left;
   }
 }
+
+/**
+ * Slots an engine's entries take: every transform in flight (the entries it holds, less the
+ * settled ones whose outcome is being recorded), and the settled ones beyond the pool's
+ * capacity. So a slot frees as soon as its transform settles, and the next read does not wait for
+ * the `complete` round trip of the last batch; yet where Redis is slow to record, an engine holds
+ * at most `capacity` settled outcomes besides its transforms, and reads nothing more until they
+ * are written.
+ * @param held entries the engine holds: running or being recorded.
+ * @param recording of `held`, those settled and being recorded.
+ */
+export function slotsTaken(held: number, recording: number, capacity: number): number {
+  return held - recording + Math.max(0, recording - capacity);
+}
+
+/** Transforms shorter than this on average (ms) make {@link ReadAhead} read ahead. */
+export const READ_AHEAD_BELOW_MS = 20;
+
+/**
+ * Whether an engine reads its next batch while the current one runs. A read is a round trip that,
+ * on a busy host, takes longer than a batch of fast transforms: without reading ahead the slots
+ * would stand empty during every read. So while transforms take less than
+ * {@link READ_AHEAD_BELOW_MS} on average, the engine may read as many entries beyond its free
+ * slots as the pool has slots; they wait for one, each about one fast transform at most. Slower
+ * transforms gain nothing from it, and an entry waiting here is one a less busy peer could have
+ * taken, so they read only what they can start.
+ */
+export class ReadAhead {
+  #averageMs: number | undefined;
+
+  constructor(readonly belowMs = READ_AHEAD_BELOW_MS) {}
+
+  /** A transform settled after `ms` (from its start). */
+  settled(ms: number): void {
+    this.#averageMs = this.#averageMs === undefined ? ms : 0.9 * this.#averageMs + 0.1 * ms;
+  }
+
+  /** Entries to read beyond the free slots: `capacity` while transforms are fast, else none. */
+  extra(capacity: number): number {
+    return this.#averageMs !== undefined && this.#averageMs < this.belowMs ? capacity : 0;
+  }
+}

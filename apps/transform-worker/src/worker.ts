@@ -31,7 +31,7 @@ import { Hedger } from './hedger.js';
 import type { TransformFn } from './load-transform.js';
 import { runTransform, type RunTransformOptions, type Settled } from './run-transform.js';
 import { startRunning, type Running } from './running.js';
-import { EngineSlots, SlotPool } from './slot-pool.js';
+import { EngineSlots, ReadAhead, SlotPool, slotsTaken } from './slot-pool.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What the worker needs. */
@@ -86,6 +86,13 @@ export class TransformWorker {
   #readLoop: Promise<void> | undefined;
   #recoveryLoop: Promise<void> | undefined;
   #hedgeLoop: Promise<void> | undefined;
+  /**
+   * Of `#running`, the entries whose transform settled and whose outcome is on its way to Redis
+   * (the `complete` write): they no longer hold a transform slot (see #slotsInUse).
+   */
+  #recording = 0;
+  /** Whether the read loop reads ahead: while this engine's transforms are fast. */
+  readonly #readAhead = new ReadAhead();
   #claimCursor = '0-0';
   #lastRecoveryAt = 0;
   #lastTrimAt = 0;
@@ -97,7 +104,7 @@ export class TransformWorker {
     this.#log = deps.logger.child({ component: 'worker', consumer: deps.consumer });
     this.#slots = new EngineSlots<Admitted>(
       deps.slots ?? new SlotPool(deps.config.env.WORKER_CONCURRENCY),
-      () => this.#running.size,
+      () => this.#slotsInUse(),
       ({ entry, deliveries }) => {
         if (!this.#running.has(entry.entryId)) this.#dispatch(entry, deliveries);
       },
@@ -209,13 +216,13 @@ export class TransformWorker {
     // Own pending entries first: what this consumer held when it last stopped or crashed.
     let from = '0';
     while (!this.#draining.signal.aborted) {
-      await this.#waitForFreeSlot();
+      await this.#waitForReadRoom();
       if (this.#draining.signal.aborted) return;
       try {
         // A read queued while the connection reconnects never settles once stop() disconnected
         // it (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
         const result = await untilAborted(
-          readInput(blocking, keys, consumer, from, Math.min(this.#freeSlots(), batch), 2000),
+          readInput(blocking, keys, consumer, from, Math.min(this.#readRoom(), batch), 2000),
           this.#draining.signal,
         );
         if (result === undefined) return;
@@ -359,6 +366,7 @@ export class TransformWorker {
     this.#running.set(entry.entryId, running);
     metrics.inFlight.set(this.#slots.pool.inFlight);
     const maxDeliveries = config.transform.maxAttempts * DELIVERIES_PER_ATTEMPT;
+    const started = performance.now();
     const settle: Promise<Settled | undefined> =
       deliveries > maxDeliveries
         ? Promise.resolve({
@@ -385,8 +393,16 @@ export class TransformWorker {
           this.#interrupted.add(entry.entryId);
           return;
         }
+        this.#readAhead.settled(performance.now() - started);
         metrics.transforms.inc({ outcome: settled.kind });
-        await this.#completer.submit({ entry, ...settled });
+        // The transform is done: its slot takes the next entry while the outcome is written.
+        this.#recording++;
+        this.#ended();
+        try {
+          await this.#completer.submit({ entry, ...settled });
+        } finally {
+          this.#recording--;
+        }
         this.#running.delete(entry.entryId);
       })
       .catch((err: unknown) => {
@@ -395,6 +411,11 @@ export class TransformWorker {
         this.#running.delete(entry.entryId);
       })
       .finally(() => this.#ended());
+  }
+
+  /** Transform slots this engine takes (see slotsTaken). */
+  #slotsInUse(): number {
+    return slotsTaken(this.#running.size, this.#recording, this.#slots.pool.capacity);
   }
 
   /** A transform ended (or changed hands): the gauge follows, and a free slot wakes the loops. */
@@ -423,8 +444,13 @@ export class TransformWorker {
     return this.#slots.free;
   }
 
-  async #waitForFreeSlot(): Promise<void> {
-    while (this.#freeSlots() <= 0 && !this.#draining.signal.aborted) await this.#slots.pool.changed();
+  /** Entries the read loop may read now: the free slots, and more while transforms are fast (ReadAhead). */
+  #readRoom(): number {
+    return this.#freeSlots() + this.#readAhead.extra(this.#slots.pool.capacity);
+  }
+
+  async #waitForReadRoom(): Promise<void> {
+    while (this.#readRoom() <= 0 && !this.#draining.signal.aborted) await this.#slots.pool.changed();
   }
 
   async #waitForSlotChange(deadline: number): Promise<void> {
