@@ -133,20 +133,42 @@ describe('slotsTaken', () => {
 });
 
 describe('ReadAhead', () => {
-  it('reads nothing ahead before a transform settled, nor while transforms are slow', () => {
-    const ahead = new ReadAhead(20);
-    expect(ahead.extra(16)).toBe(0);
-    ahead.settled(750);
-    expect(ahead.extra(16)).toBe(0);
+  it('reads nothing ahead before it knows how long transforms and reads take', () => {
+    const ahead = new ReadAhead();
+    expect(ahead.extra(16, 256)).toBe(0);
+    ahead.settled(1);
+    expect(ahead.extra(16, 256)).toBe(0);
+    ahead.read(5);
+    expect(ahead.extra(16, 256)).toBe(80);
   });
 
-  it('reads a pool’s worth ahead while transforms are fast, and stops once they slow down', () => {
-    const ahead = new ReadAhead(20);
-    ahead.settled(1);
-    expect(ahead.extra(16)).toBe(16);
-    for (let i = 0; i < 3; i++) ahead.settled(500);
-    expect(ahead.extra(16)).toBe(0);
-    for (let i = 0; i < 60; i++) ahead.settled(2);
-    expect(ahead.extra(16)).toBe(16);
+  it('reads ahead what the slots finish during one read, at most a batch', () => {
+    const ahead = new ReadAhead();
+    ahead.read(4);
+    ahead.settled(2);
+    // 16 slots finishing a 2 ms transform each during a 4 ms read: 32 entries.
+    expect(ahead.extra(16, 256)).toBe(32);
+    expect(ahead.extra(16, 20)).toBe(20);
+    expect(ahead.fast).toBe(true);
+    // Transforms of no time at all: a full batch.
+    const instant = new ReadAhead();
+    instant.read(4);
+    instant.settled(0);
+    expect(instant.extra(128, 256)).toBe(256);
+  });
+
+  it('reads nothing ahead of slow transforms, and follows the transforms as they change', () => {
+    const ahead = new ReadAhead();
+    ahead.read(2);
+    ahead.settled(750);
+    // 16 × 2 / 750: not one entry finishes during a read.
+    expect(ahead.extra(16, 256)).toBe(0);
+    expect(ahead.fast).toBe(false);
+    // Transforms of 1 ms again: the average comes down to about 1 ms, about 32 entries a read.
+    for (let i = 0; i < 200; i++) ahead.settled(1);
+    expect(ahead.extra(16, 256)).toBeGreaterThanOrEqual(31);
+    expect(ahead.extra(16, 256)).toBeLessThanOrEqual(32);
+    for (let i = 0; i < 10; i++) ahead.settled(1000);
+    expect(ahead.extra(16, 256)).toBe(0);
   });
 });

@@ -122,30 +122,45 @@ export function slotsTaken(held: number, recording: number, capacity: number): n
   return held - recording + Math.max(0, recording - capacity);
 }
 
-/** Transforms shorter than this on average (ms) make {@link ReadAhead} read ahead. */
-export const READ_AHEAD_BELOW_MS = 20;
-
 /**
- * Whether an engine reads its next batch while the current one runs. A read is a round trip that,
- * on a busy host, takes longer than a batch of fast transforms: without reading ahead the slots
- * would stand empty during every read. So while transforms take less than
- * {@link READ_AHEAD_BELOW_MS} on average, the engine may read as many entries beyond its free
- * slots as the pool has slots; they wait for one, each about one fast transform at most. Slower
- * transforms gain nothing from it, and an entry waiting here is one a less busy peer could have
- * taken, so they read only what they can start.
+ * How many entries an engine reads beyond its free slots. A read is a round trip that, on a busy
+ * host, can take longer than a batch of fast transforms: reading only what the free slots can
+ * start would leave them empty during every read. So the engine reads ahead as many entries as
+ * its slots are expected to finish during one read: `capacity × read time / transform time`
+ * (moving averages), at most a batch. They wait for a slot, each for about one read's time. Slow
+ * transforms (a round trip is a small part of one) read nothing ahead: an entry waiting here is
+ * one a less busy peer could have taken.
  */
 export class ReadAhead {
-  #averageMs: number | undefined;
+  #transformMs: number | undefined;
+  #readMs: number | undefined;
 
-  constructor(readonly belowMs = READ_AHEAD_BELOW_MS) {}
-
-  /** A transform settled after `ms` (from its start). */
+  /** A transform settled `ms` after it started. */
   settled(ms: number): void {
-    this.#averageMs = this.#averageMs === undefined ? ms : 0.9 * this.#averageMs + 0.1 * ms;
+    this.#transformMs = average(this.#transformMs, ms);
   }
 
-  /** Entries to read beyond the free slots: `capacity` while transforms are fast, else none. */
-  extra(capacity: number): number {
-    return this.#averageMs !== undefined && this.#averageMs < this.belowMs ? capacity : 0;
+  /**
+   * A read that returned all it asked for took `ms` (a read that returned less waited for new
+   * entries: it says nothing about the round trip, so it is not counted).
+   */
+  read(ms: number): void {
+    this.#readMs = average(this.#readMs, ms);
   }
+
+  /** Whether a transform takes less than a read: slots free up while a read is under way. */
+  get fast(): boolean {
+    return this.#transformMs !== undefined && this.#readMs !== undefined && this.#transformMs < this.#readMs;
+  }
+
+  /** Entries to read beyond the free slots (see the class). */
+  extra(capacity: number, batch: number): number {
+    if (this.#transformMs === undefined || this.#readMs === undefined) return 0;
+    const finishing = (capacity * this.#readMs) / Math.max(this.#transformMs, 0.001);
+    return Math.floor(Math.min(batch, finishing));
+  }
+}
+
+function average(last: number | undefined, sample: number): number {
+  return last === undefined ? sample : 0.9 * last + 0.1 * sample;
 }

@@ -216,16 +216,20 @@ export class TransformWorker {
     // Own pending entries first: what this consumer held when it last stopped or crashed.
     let from = '0';
     while (!this.#draining.signal.aborted) {
+      // Fast transforms of the batch just started settle within this turn: let them free their
+      // slots before the next read is sized, or every read would be sized by the read ahead alone.
+      if (this.#readAhead.fast) await new Promise((resolve) => setImmediate(resolve));
       await this.#waitForReadRoom();
       if (this.#draining.signal.aborted) return;
+      const want = Math.min(this.#readRoom(), batch);
+      const readStarted = performance.now();
       try {
         // A read queued while the connection reconnects never settles once stop() disconnected
         // it (ioredis keeps it for a reconnect that no longer comes): stop waiting for it then.
-        const result = await untilAborted(
-          readInput(blocking, keys, consumer, from, Math.min(this.#readRoom(), batch), 2000),
-          this.#draining.signal,
-        );
+        const result = await untilAborted(readInput(blocking, keys, consumer, from, want, 2000), this.#draining.signal);
         if (result === undefined) return;
+        if (result.entries.length + result.malformed.length >= want)
+          this.#readAhead.read(performance.now() - readStarted);
         if (from !== '>') {
           if (result.lastId === undefined) {
             from = '>';
@@ -446,7 +450,7 @@ export class TransformWorker {
 
   /** Entries the read loop may read now: the free slots, and more while transforms are fast (ReadAhead). */
   #readRoom(): number {
-    return this.#freeSlots() + this.#readAhead.extra(this.#slots.pool.capacity);
+    return this.#freeSlots() + this.#readAhead.extra(this.#slots.pool.capacity, this.#deps.config.worker.batchSize);
   }
 
   async #waitForReadRoom(): Promise<void> {
