@@ -38,6 +38,8 @@ interface InFlight {
 export async function deliverWindow(deps: WindowStepDeps): Promise<'done' | 'rejected' | 'fenced'> {
   const { destination, buffer, metrics, stopping, lost, logger } = deps;
   const size = deps.delivery.window ?? 1;
+  const laneLabels = { destination };
+  const deliveredLabels = { destination, outcome: 'delivered' } as const;
   let window: InFlight[] = [];
   let failures = 0;
   for (;;) {
@@ -102,13 +104,16 @@ export async function deliverWindow(deps: WindowStepDeps): Promise<'done' | 'rej
       await deps.reload();
       return 'done';
     }
+    // One count per step, one label set per lane: a metric update hashes its labels each time.
+    let values = 0;
+    const now = Date.now();
     for (const entry of settled) {
       buffer.advance();
       if (entry.result.kind !== 'value') continue;
-      metrics.deliveries.inc({ destination, outcome: 'delivered' });
-      if (entry.result.acceptedAt > 0)
-        metrics.endToEnd.observe({ destination }, (Date.now() - entry.result.acceptedAt) / 1000);
+      values++;
+      if (entry.result.acceptedAt > 0) metrics.endToEnd.observe(laneLabels, (now - entry.result.acceptedAt) / 1000);
     }
+    if (values > 0) metrics.deliveries.inc(deliveredLabels, values);
     metrics.delivered.set({ destination }, to);
     metrics.buffered.set({ destination }, buffer.size);
   }

@@ -76,7 +76,7 @@ export class EngineSlots<T> {
     return this.#pool.free - this.#waiting.length;
   }
 
-  /** What waits for a slot, oldest first. */
+  /** What waits for a slot, oldest first (a copy: look at it once, not in a loop). */
   get waiting(): readonly T[] {
     return this.#waiting.map((w) => w.item);
   }

@@ -357,9 +357,12 @@ export class TransformWorker {
       this.#log.warn({ entryIds: result.malformed }, 'dropping input entries that carry no message');
       await discardEntries(this.#deps.redis, this.#deps.keys, result.malformed);
     }
+    // Entries held already (a takeover or a re-read of this consumer's own pending ones finds
+    // them again) are not started twice; the waiting ones looked up once per call, not per entry.
+    const queued = this.#slots.waiting;
+    const waiting = queued.length > 0 ? new Set(queued.map((w) => w.entry.entryId)) : undefined;
     for (const entry of result.entries) {
-      if (this.#running.has(entry.entryId) || this.#slots.waiting.some((w) => w.entry.entryId === entry.entryId))
-        continue;
+      if (this.#running.has(entry.entryId) || waiting?.has(entry.entryId)) continue;
       this.#slots.admit({ entry, deliveries: deliveries?.get(entry.entryId) ?? 1 });
     }
   }

@@ -123,6 +123,23 @@ describe('TcpDelivery with the reference receiver', () => {
     expect(receiver.received.map((l) => l.sequence)).toEqual([1]);
   });
 
+  it('times each line from its own write: acks that keep coming keep the connection past timeoutMs', async () => {
+    receiver = await startTcpReceiver();
+    delivery = new TcpDelivery(config(receiver.port, { timeoutMs: 150 }));
+    // Eight lines 50 ms apart, each acknowledged at once: 400 ms on one connection.
+    for (let n = 1; n <= 8; n++) {
+      expect(await delivery.send(request(n))).toEqual({ ok: true });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(receiver.connections).toBe(1);
+    // The next one is not answered: it fails 150 ms after it was written, not sooner.
+    receiver.holdAcks = true;
+    const written = performance.now();
+    const outcome = await delivery.send(request(9));
+    expect(outcome).toMatchObject({ ok: false, retryable: true, error: 'no ack within 150 ms' });
+    expect(performance.now() - written).toBeGreaterThanOrEqual(145);
+  });
+
   it('a refused connect and an abort are retryable failures', async () => {
     const port = await closedPort();
     delivery = new TcpDelivery(config(port));

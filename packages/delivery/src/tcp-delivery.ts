@@ -33,6 +33,7 @@ class Connection {
   #closed = false;
   /** Lines of this tick not yet handed to the socket. */
   #outgoing = '';
+  /** The connect timeout, then the ack watchdog (see #arm). */
   #timer: NodeJS.Timeout | undefined;
   /** The last sequence queued on this connection (0 before the first). */
   lastQueued = 0;
@@ -55,6 +56,8 @@ class Connection {
     this.#socket.setNoDelay(true);
     this.#socket.once(tls ? 'secureConnect' : 'connect', () => {
       this.#open = true;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
       for (let send = this.#unwritten.shift(); send; send = this.#unwritten.shift()) if (!this.#write(send)) return;
       this.#arm();
     });
@@ -147,19 +150,36 @@ class Connection {
     this.#arm();
   }
 
-  /** Times the connect, then the oldest unacknowledged line. */
+  /**
+   * Times the connect, then the oldest unacknowledged line. One timer watches the acks: armed for
+   * the oldest line's deadline when there is none, it looks again when it fires (the oldest may
+   * have been acknowledged meanwhile) instead of being made again for every line and every ack.
+   */
   #arm(): void {
-    clearTimeout(this.#timer);
     if (this.#closed) return;
-    const timeoutMs = this.config.timeoutMs;
     if (!this.#open) {
+      clearTimeout(this.#timer);
+      const timeoutMs = this.config.timeoutMs;
       this.#timer = setTimeout(() => this.fail(`connect timed out after ${timeoutMs} ms`), timeoutMs);
       return;
     }
+    if (this.#timer === undefined && this.#unacked.length > 0) this.#watchAcks();
+  }
+
+  #watchAcks(): void {
+    const timeoutMs = this.config.timeoutMs;
     const oldest = this.#unacked[0];
-    if (!oldest) return;
+    if (this.#closed || !oldest) {
+      this.#timer = undefined;
+      return;
+    }
     const left = oldest.writtenAt + timeoutMs - performance.now();
-    this.#timer = setTimeout(() => this.fail(`no ack within ${timeoutMs} ms`), Math.max(0, left));
+    if (left <= 0) {
+      this.#timer = undefined;
+      this.fail(`no ack within ${timeoutMs} ms`);
+      return;
+    }
+    this.#timer = setTimeout(() => this.#watchAcks(), left);
   }
 }
 
