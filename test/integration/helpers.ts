@@ -6,6 +6,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { resolve } from 'node:path';
+import { compareIds } from '@reseq/store';
 import { Redis } from 'ioredis';
 import { startApp, writeConfig, type AppName, type AppProcess, type TempConfig } from '../fixtures/apps.js';
 import { startHttpSink, type Delivery, type HttpSink } from '../fixtures/http-sink.js';
@@ -348,13 +349,31 @@ export class KeepAliveConnection {
 }
 
 /**
- * Whether the workers have read every entry of the input stream: each one left is pending
- * with some worker (settled ones are deleted), so none waits to be read.
+ * Whether the workers have read every entry of the input stream (none waits to be read), and
+ * how many entries each worker holds.
  */
 export async function everyEntryTaken(h: Harness): Promise<{ taken: boolean; pending: Record<string, number> }> {
-  const reply = await h.redis.multi().xlen(h.key('in')).xpending(h.key('in'), 'workers').exec();
-  const length = Number(reply?.[0]?.[1] ?? -1);
-  const summary = reply?.[1]?.[1] as [number, string | null, string | null, [string, string][] | null] | undefined;
+  // The group has been handed every entry the stream holds (its last-delivered-id is the stream's
+  // last entry), whether or not some are settled already: settled entries stay in the stream
+  // until everything before them is settled, so XLEN alone does not say it.
+  const input = h.key('in');
+  const reply = await h.redis
+    .multi()
+    .xrevrange(input, '+', '-', 'COUNT', 1)
+    .xinfo('GROUPS', input)
+    .xpending(input, 'workers')
+    .exec();
+  const [last] = (reply?.[0]?.[1] ?? []) as [string, string[]][];
+  const groups = (reply?.[1]?.[1] ?? []) as (string | number)[][];
+  const workers = groups.map((g) => Object.fromEntries(pairs(g))).find((g) => g.name === 'workers');
+  const lastDelivered = String(workers?.['last-delivered-id'] ?? '0-0');
+  const summary = reply?.[2]?.[1] as [number, string | null, string | null, [string, string][] | null] | undefined;
   const pending = Object.fromEntries((summary?.[3] ?? []).map(([consumer, count]) => [consumer, Number(count)]));
-  return { taken: length === Number(summary?.[0] ?? -2), pending };
+  return { taken: last === undefined || compareIds(lastDelivered, last[0]) >= 0, pending };
+}
+
+function pairs(flat: (string | number)[]): [string, string | number][] {
+  const out: [string, string | number][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([String(flat[i]), flat[i + 1]!]);
+  return out;
 }
