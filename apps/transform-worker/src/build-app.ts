@@ -40,8 +40,8 @@ export async function buildWorker({ config, logger, transform }: WorkerOptions):
   const { registry } = createMetrics('transform-worker');
   registerInputBacklogMetrics(registry, redis, shards.all);
   const probe = startRoundTripProbe({ ping: () => redis.ping(), registry });
-  const metrics = createWorkerMetrics(registry);
   const slots = new SlotPool(config.env.WORKER_CONCURRENCY);
+  const metrics = createWorkerMetrics(registry, slots);
   const engines = shards.all.map(
     (keys, shard) =>
       new TransformWorker({

@@ -139,7 +139,6 @@ export class Hedger {
     const copy = startRunning(entry, false);
     running.set(entry.entryId, copy);
     metrics.hedgesStarted.inc();
-    metrics.inFlight.set(running.size);
     const where = { entryId: entry.entryId, destination: entry.destination, sequence: entry.sequence };
     this.#log.info({ ...where, requester, attempt }, 'running a hedge copy of a slow transform of another worker');
     void runHedgeAttempt(entry, attempt, this.#deps.runOptions(copy))

@@ -4,6 +4,7 @@
 import { WORKER_GROUP, type KeySchema, type ReseqRedis } from '@reseq/store';
 import type { Registry } from 'prom-client';
 import { Counter, Gauge, Histogram } from 'prom-client';
+import type { SlotPool } from './slot-pool.js';
 
 /** Metrics of one worker process. */
 export interface WorkerMetrics {
@@ -19,7 +20,7 @@ export interface WorkerMetrics {
 }
 
 /** Registers the worker's metrics on an app registry. */
-export function createWorkerMetrics(registry: Registry): WorkerMetrics {
+export function createWorkerMetrics(registry: Registry, slots: SlotPool): WorkerMetrics {
   const registers = [registry];
   return {
     transforms: new Counter({
@@ -36,7 +37,15 @@ export function createWorkerMetrics(registry: Registry): WorkerMetrics {
       buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 0.625, 0.75, 0.875, 1, 1.5, 2.5, 5, 10, 30, 60],
       registers,
     }),
-    inFlight: new Gauge({ name: 'reseq_transforms_in_flight', help: 'Transforms running now', registers }),
+    // Read from the slots at each scrape, not set twice per message.
+    inFlight: new Gauge({
+      name: 'reseq_transforms_in_flight',
+      help: 'Transforms running now, over every shard (transform slots taken)',
+      registers,
+      collect() {
+        this.set(slots.inFlight);
+      },
+    }),
     claimed: new Counter({
       name: 'reseq_worker_claimed_total',
       help: 'Entries taken over from stopped or crashed workers',

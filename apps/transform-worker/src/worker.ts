@@ -371,7 +371,6 @@ export class TransformWorker {
     const { config, metrics } = this.#deps;
     const running = startRunning(entry, true);
     this.#running.set(entry.entryId, running);
-    metrics.inFlight.set(this.#slots.pool.inFlight);
     const maxDeliveries = config.transform.maxAttempts * DELIVERIES_PER_ATTEMPT;
     const started = performance.now();
     const settle: Promise<Settled | undefined> =
@@ -425,9 +424,8 @@ export class TransformWorker {
     return slotsTaken(this.#running.size, this.#recording, this.#slots.pool.capacity);
   }
 
-  /** A transform ended (or changed hands): the gauge follows, and a free slot wakes the loops. */
+  /** A transform ended (or changed hands): a free slot wakes the loops. */
   #ended(): void {
-    this.#deps.metrics.inFlight.set(this.#slots.pool.inFlight);
     this.#slots.pool.wake();
   }
 
