@@ -2,9 +2,9 @@
   complete (v2): record the outcome of a batch of transforms.
 
   For each input entry: acknowledge it and append its outcome to its destination's result
-  stream, atomically; then trim the settled entries off the input stream (below). An entry that was already
-  acknowledged (a peer took it over and finished first) is a duplicate: nothing is written,
-  so a result reaches its destination's stream at most once. A dead letter is also appended
+  stream, atomically; then trim the settled entries off the input stream (below). An entry
+  that was already acknowledged (a peer took it over and finished first) is a duplicate:
+  nothing is written, so a result reaches its destination's stream at most once. A dead letter is also appended
   to the dead-letter stream with its original payload, attempts and last error, and indexed
   (sequence -> entry id) in the destination's dead-letter index; an older dead letter at the
   same sequence is replaced (one dead letter per destination and sequence).
